@@ -1,0 +1,1 @@
+"""tagmill.engine: records, vocabulary, caption parsing, synthetic data; no torch, no Beam."""

@@ -1,0 +1,1 @@
+"""tagmill.model: the tagger, the CLIP embedder, losses, training; never imports Beam."""

@@ -1,0 +1,1 @@
+"""tagmill.pipeline: Beam sources, transforms, sinks, the graph and the CLI."""
