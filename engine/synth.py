@@ -21,7 +21,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -288,7 +288,8 @@ def _choose_negation(rng: np.random.Generator, objects: tuple[SynthObject, ...],
     return _pick(rng, _absent(SHAPES, taken))
 
 
-def _absent(names, present: set[str]) -> tuple[str, ...]:
+def _absent(names: Iterable[str], present: set[str]) -> tuple[str, ...]:
+    """The names not in `present`, in their fixed order (so draws stay deterministic)."""
     return tuple(name for name in names if name not in present)
 
 
