@@ -92,14 +92,17 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":
-        data = _read_json(path)
+        return cls.from_json(_read_json(path), str(path))
+
+    @classmethod
+    def from_json(cls, data: object, where: str = "vocab.json") -> "Vocabulary":
         if not isinstance(data, dict) or not isinstance(data.get("tags"), list):
-            raise VocabularyError(f"{path}: not a tagmill vocab.json (no 'tags' list)")
+            raise VocabularyError(f"{where}: not a tagmill vocab.json (no 'tags' list)")
         if data.get("version", VOCAB_FORMAT_VERSION) > VOCAB_FORMAT_VERSION:
-            raise VocabularyError(f"{path}: vocab format {data['version']} is newer than this tagmill reads")
+            raise VocabularyError(f"{where}: vocab format {data['version']} is newer than this tagmill reads")
         return cls(
             tags=tuple(data["tags"]),
-            synonyms=_validate_synonyms(data.get("synonyms", {}), path),
+            synonyms=_validate_synonyms(data.get("synonyms", {}), where),
             categories=dict(data.get("categories", {})),
             source=data.get("source", "given"),
         )

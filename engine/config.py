@@ -1,0 +1,165 @@
+"""Run configuration: YAML files loaded into typed dataclasses, with `key=value` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+KNOWN_STAGES = ("parse",)
+
+
+class ConfigError(ValueError):
+    """A config file, key or value that cannot be used."""
+
+
+@dataclass
+class InputConfig:
+    max_image_pixels: int = 50_000_000  # larger images are rejected as decompression bombs
+    max_caption_chars: int = 2_000  # longer captions are rejected
+    samples_per_shard: int = 1_000  # manifests are cut into output shards of this many lines
+
+
+@dataclass
+class MineConfig:
+    size: int = 1_000  # at most this many tags
+    min_count: int = 5  # a term must occur at least this often
+
+
+@dataclass
+class ParseConfig:
+    vocab: str | None = None  # RAM-format tag list or vocab.json; unset: the input's tags.txt, else mined
+    synonyms: str | None = None  # JSON {"tag": ["surface form", ...]}
+    spacy_model: str | None = None  # an installed trained spaCy pipeline, used for vocabulary mining
+    mine: MineConfig = field(default_factory=MineConfig)
+
+
+@dataclass
+class RunnerConfig:
+    name: str = "FnApiRunner"  # Beam runner; FnApiRunner is the embedded default
+    workers: int = 1  # FnApiRunner worker processes (multi-process when more than one)
+    options: list[str] = field(default_factory=list)  # more Beam pipeline options, passed through
+
+
+@dataclass
+class RunConfig:
+    stages: list[str] = field(default_factory=lambda: ["parse"])
+    input: InputConfig = field(default_factory=InputConfig)
+    parse: ParseConfig = field(default_factory=ParseConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def output_fingerprint(self) -> str:
+        """A hash of every setting that changes what is written (the runner does not)."""
+        settings = {k: v for k, v in self.to_dict().items() if k != "runner"}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
+    """The config file (or the defaults) with `a.b=value` overrides applied, checked."""
+    data = _read_yaml(path) if path else {}
+    for override in overrides:
+        _apply_override(data, override)
+    config = _build(RunConfig, data, "")
+    _validate(config)
+    return config
+
+
+def _read_yaml(path: str | Path) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config {path} is not valid YAML: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping of settings")
+    return data
+
+
+def _apply_override(data: dict, override: str) -> None:
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {override!r} is not key=value")
+    *parents, leaf = key.strip().split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {override!r}: {part} is not a section")
+    node[leaf] = yaml.safe_load(raw) if raw.strip() else None
+
+
+def _build(cls: type, data: object, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key {_join(where, unknown[0])} (known: {', '.join(sorted(names))})")
+    values = {name: _convert(hints[name], value, _join(where, name)) for name, value in data.items()}
+    return cls(**values)
+
+
+def _convert(hint: Any, value: object, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in options:
+        return None
+    for option in options:
+        if _matches(option, value):
+            return float(value) if option is float else value
+    raise ConfigError(f"{where} must be {_describe(hint)}, not {value!r}")
+
+
+def _matches(option: Any, value: object) -> bool:
+    origin = typing.get_origin(option)
+    if origin is list:
+        (item,) = typing.get_args(option)
+        return isinstance(value, list) and all(_matches(item, v) for v in value)
+    if option is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if option is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return option is not type(None) and isinstance(value, option)
+
+
+def _describe(hint: Any) -> str:
+    name = hint.__name__ if isinstance(hint, type) else str(hint)
+    return name.replace("typing.", "").replace("NoneType", "null")
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _validate(config: RunConfig) -> None:
+    unknown = [s for s in config.stages if s not in KNOWN_STAGES]
+    if unknown or not config.stages:
+        raise ConfigError(f"stages {config.stages} must be a non-empty list of {', '.join(KNOWN_STAGES)}")
+    positive = {"input.max_image_pixels": config.input.max_image_pixels,
+                "input.max_caption_chars": config.input.max_caption_chars,
+                "input.samples_per_shard": config.input.samples_per_shard,
+                "parse.mine.size": config.parse.mine.size, "parse.mine.min_count": config.parse.mine.min_count,
+                "runner.workers": config.runner.workers}
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{key} must be at least 1, not {value}")
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    """The fully resolved config, next to the outputs it produced."""
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")

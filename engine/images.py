@@ -1,0 +1,70 @@
+"""Checking image bytes: decodable, a real image, not a decompression bomb. Never re-encoded here."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from tagmill.engine.records import RecordError, Reject
+
+EXTENSIONS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"}
+_EXT_OF_FORMAT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif",
+                  "MPO": "jpg"}
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    format: str  # PIL's name: JPEG, PNG, ...
+    width: int  # as displayed, after the EXIF orientation
+    height: int
+    mode: str
+
+    @property
+    def extension(self) -> str:
+        return _EXT_OF_FORMAT.get(self.format, self.format.lower())
+
+
+def inspect_image(data: bytes | None, max_pixels: int) -> ImageInfo:
+    """Decode the whole image once to prove it is usable; RecordError says why it is not.
+
+    `max_pixels` is checked from the header before decoding; PIL's own guard still refuses images
+    over twice its `Image.MAX_IMAGE_PIXELS`.
+    """
+    if not data:
+        raise RecordError(Reject.IMAGE_EMPTY, "the image file is empty")
+    try:
+        with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as image:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
+            _check_pixels(image.size, max_pixels)
+            image.load()
+            width, height = _displayed_size(image)
+            return ImageInfo(image.format or "", width, height, image.mode)
+    except RecordError:
+        raise
+    except UnidentifiedImageError:
+        raise RecordError(Reject.NOT_AN_IMAGE, "not an image file PIL can identify") from None
+    except Image.DecompressionBombError as err:
+        raise RecordError(Reject.IMAGE_TOO_LARGE, str(err)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise RecordError(Reject.IMAGE_CORRUPT, f"cannot decode the image: {err}") from None
+
+
+def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise RecordError(Reject.IMAGE_TOO_LARGE,
+                          f"image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels")
+
+
+def _displayed_size(image: Image.Image) -> tuple[int, int]:
+    orientation = image.getexif().get(0x0112, 1) if hasattr(image, "getexif") else 1
+    width, height = image.size
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The image as it is meant to be seen (EXIF orientation applied), for stages that look at pixels."""
+    return ImageOps.exif_transpose(image)

@@ -1,0 +1,99 @@
+"""The one record that flows through every stage, and the reasons a record can be rejected."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Reject:
+    """Reasons an input record cannot be used. Each rejected record keeps one, plus a message."""
+
+    ID_MISSING = "id_missing"
+    ID_UNSAFE = "id_unsafe"
+    ID_DUPLICATE = "id_duplicate"
+    PATH_UNSAFE = "path_unsafe"
+    LINE_INVALID = "manifest_line_invalid"
+    IMAGE_MISSING = "image_missing"
+    IMAGE_EMPTY = "image_empty"
+    IMAGE_CORRUPT = "image_corrupt"
+    NOT_AN_IMAGE = "not_an_image"
+    IMAGE_TOO_LARGE = "image_too_large"
+    CAPTION_MISSING = "caption_missing"
+    CAPTION_EMPTY = "caption_empty"
+    CAPTION_NOT_STRING = "caption_not_string"
+    CAPTION_NOT_UTF8 = "caption_not_utf8"
+    CAPTION_TOO_LONG = "caption_too_long"
+    MEMBER_UNEXPECTED = "member_unexpected"
+    TAR_CORRUPT = "tar_corrupt"
+
+
+class RecordError(ValueError):
+    """Raised by a check; the record becomes a reject with this reason and message."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(slots=True)
+class TagSource:
+    """Where one tag of a sample came from: a stage, and what that stage saw."""
+
+    tag: str
+    source: str  # "parsed" (later: "generated")
+    caption: int = -1  # which caption, for parsed tags
+    text: str = ""  # the words that named it
+    score: float | None = None
+
+
+@dataclass(slots=True)
+class Record:
+    """One input sample on its way through the pipeline; a reject carries its reason instead of output."""
+
+    id: str
+    source: str  # where it came from: "shard.tar", "manifest.jsonl:12"
+    shard: int  # output shard index
+    index: int  # position in the shard; orders the shard's output
+    image: bytes | None = None
+    image_ext: str = ""  # the original file extension, without the dot
+    captions: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)  # the input's own per-sample JSON
+    width: int = 0
+    height: int = 0
+    image_format: str = ""
+    tags: list[TagSource] = field(default_factory=list)
+    reject_reason: str = ""
+    reject_message: str = ""
+
+    @property
+    def rejected(self) -> bool:
+        return bool(self.reject_reason)
+
+    def reject(self, reason: str, message: str) -> "Record":
+        self.reject_reason, self.reject_message = reason, message
+        self.image = None  # a reject keeps no payload
+        return self
+
+    def tag_names(self) -> list[str]:
+        return sorted({t.tag for t in self.tags})
+
+
+# An id becomes a tar member name: no separators, no dots (webdataset splits keys at the first dot),
+# no control characters, nothing that could name a path outside the output.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_\-+=@,:;#%~()\[\]{}' ]{1,200}$")
+
+
+def check_id(value: object) -> str:
+    """The sample id as a string, or a RecordError saying why it cannot name output files."""
+    if value is None or value == "":
+        raise RecordError(Reject.ID_MISSING, "the sample has no id")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise RecordError(Reject.ID_UNSAFE, f"id must be a string or an integer, not {type(value).__name__}")
+    text = str(value)
+    if not _SAFE_ID.match(text) or text.strip() != text:
+        raise RecordError(Reject.ID_UNSAFE, f"id {text[:80]!r} cannot name an output file (use letters, digits, "
+                                            "'_' or '-'; no '/', '.', or control characters)")
+    return text

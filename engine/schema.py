@@ -1,0 +1,84 @@
+"""The versioned output contract: the per-sample JSON in each tar and the Parquet table beside it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+from tagmill.engine.records import Record
+
+SCHEMA_VERSION = 1
+
+TAG_SOURCE = pa.struct([
+    ("tag", pa.string()),
+    ("source", pa.string()),
+    ("caption", pa.int32()),
+    ("text", pa.string()),
+    ("score", pa.float32()),
+])
+
+SAMPLES = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("captions", pa.list_(pa.string())),
+        ("tags", pa.list_(pa.string())),
+        ("tag_sources", pa.list_(TAG_SOURCE)),
+        ("image_ext", pa.string()),
+        ("image_format", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("meta_json", pa.string()),
+    ],
+    metadata={"tagmill.schema": str(SCHEMA_VERSION)},
+)
+
+
+def sample_json(record: Record) -> dict[str, Any]:
+    """What a shard's KEY.json holds: captions, final tags, and per tag where it came from."""
+    sources: dict[str, list[dict[str, Any]]] = {}
+    for source in record.tags:
+        entry = {"source": source.source, "caption": source.caption, "text": source.text}
+        if source.score is not None:
+            entry["score"] = source.score
+        sources.setdefault(source.tag, []).append(entry)
+    return {
+        "schema": SCHEMA_VERSION,
+        "id": record.id,
+        "source": record.source,
+        "captions": record.captions,
+        "tags": record.tag_names(),
+        "tag_sources": sources,
+        "image": {"ext": record.image_ext, "format": record.image_format,
+                  "width": record.width, "height": record.height},
+        "meta": record.meta,
+    }
+
+
+def samples_table(records: list[Record]) -> pa.Table:
+    rows = [_row(r) for r in records]
+    return pa.Table.from_pylist(rows, schema=SAMPLES)
+
+
+def _row(record: Record) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "source": record.source,
+        "captions": record.captions,
+        "tags": record.tag_names(),
+        "tag_sources": [{"tag": s.tag, "source": s.source, "caption": s.caption, "text": s.text,
+                         "score": s.score} for s in record.tags],
+        "image_ext": record.image_ext,
+        "image_format": record.image_format,
+        "width": record.width,
+        "height": record.height,
+        "meta_json": json.dumps(record.meta, sort_keys=True, ensure_ascii=False),
+    }
+
+
+def reject_json(record: Record) -> dict[str, Any]:
+    """One line of rejects.jsonl: which input, from where, and why."""
+    return {"id": record.id, "source": record.source, "reason": record.reject_reason,
+            "message": record.reject_message, "shard": record.shard, "index": record.index}

@@ -1,0 +1,99 @@
+"""The Beam graphs: the main run (read → check → parse → write) and vocabulary mining."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+from tagmill.engine.config import RunConfig
+from tagmill.engine.mine import TermCounter, TermCounts
+from tagmill.pipeline.sinks import WriteShards
+from tagmill.pipeline.sources import ShardTask, read_shard
+from tagmill.pipeline.transforms import CountRecords, ParseCaptions, check_image
+
+EMBEDDED_RUNNER = "FnApiRunner"
+
+
+def make_pipeline(config: RunConfig, test_pipeline: beam.Pipeline | None = None) -> beam.Pipeline:
+    """A pipeline on the configured runner; the embedded default never downloads a runner binary."""
+    if test_pipeline is not None:
+        return test_pipeline
+    options = PipelineOptions(list(config.runner.options) + _worker_options(config))
+    runner = FnApiRunner() if config.runner.name == EMBEDDED_RUNNER else config.runner.name
+    return beam.Pipeline(runner=runner, options=options)
+
+
+def _worker_options(config: RunConfig) -> list[str]:
+    if config.runner.name != EMBEDDED_RUNNER:
+        return []
+    mode = "multi_processing" if config.runner.workers > 1 else "in_memory"
+    return [f"--direct_num_workers={config.runner.workers}", f"--direct_running_mode={mode}"]
+
+
+def build_run(pipeline: beam.Pipeline, tasks: list[ShardTask], config: RunConfig, vocab: dict,
+              shards_dir: str, fingerprint: str) -> beam.PCollection:
+    """Read every pending shard, check and parse its records, write it; yields each shard's stats."""
+    sizes = {t.index: t.size for t in tasks}
+    records = (
+        pipeline
+        | "Shards" >> beam.Create([t for t in tasks if t.size > 0])
+        | "Spread" >> beam.Reshuffle()
+        | "Read" >> beam.FlatMap(read_shard, max_caption_chars=config.input.max_caption_chars)
+        | "Count" >> beam.ParDo(CountRecords())
+        | "CheckImage" >> beam.Map(check_image, max_pixels=config.input.max_image_pixels)
+    )
+    if "parse" in config.stages:
+        records = records | "Parse" >> beam.ParDo(ParseCaptions(vocab))
+    return records | "Write" >> beam.ParDo(WriteShards(shards_dir, sizes, fingerprint))
+
+
+class _MineTerms(beam.CombineFn):
+    """Term counts of all captions, merged across workers."""
+
+    def __init__(self, spacy_model: str | None):
+        self._spacy_model = spacy_model
+
+    def setup(self):
+        self._counter = TermCounter(self._spacy_model)
+
+    def create_accumulator(self) -> TermCounts:
+        return TermCounts()
+
+    def add_input(self, counts: TermCounts, captions: list[str]) -> TermCounts:
+        return counts.merge(self._counter.count(captions))
+
+    def merge_accumulators(self, accumulators: Iterable[TermCounts]) -> TermCounts:
+        merged = TermCounts()
+        for counts in accumulators:
+            merged.merge(counts)
+        return merged
+
+    def extract_output(self, counts: TermCounts) -> TermCounts:
+        return counts
+
+
+def build_mining(pipeline: beam.Pipeline, tasks: list[ShardTask], config: RunConfig) -> beam.PCollection:
+    """The corpus's term counts, for mining a vocabulary when none is given."""
+    return (
+        pipeline
+        | "Shards" >> beam.Create([t for t in tasks if t.size > 0])
+        | "Spread" >> beam.Reshuffle()
+        | "Captions" >> beam.FlatMap(_shard_captions, max_caption_chars=config.input.max_caption_chars)
+        | "CountTerms" >> beam.CombineGlobally(_MineTerms(config.parse.spacy_model))
+    )
+
+
+def _shard_captions(task: ShardTask, max_caption_chars: int) -> Iterable[list[str]]:
+    """The captions of a shard's usable records, in batches so counting runs over many at once."""
+    batch: list[str] = []
+    for record in read_shard(task, max_caption_chars):
+        if not record.rejected:
+            batch.extend(record.captions)
+        if len(batch) >= 512:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,199 @@
+"""`tagmill run`: plan the input, settle the vocabulary, run the Beam graph, then account for every record."""
+
+from __future__ import annotations
+
+import json
+import platform
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+from tqdm import tqdm
+
+from tagmill.engine.config import RunConfig, save_config
+from tagmill.engine.mine import select_vocabulary
+from tagmill.engine.vocab import Vocabulary, read_synonyms
+from tagmill.pipeline.graph import build_mining, build_run, make_pipeline
+from tagmill.pipeline.sinks import stats_path, write_shard
+from tagmill.pipeline.sources import InputError, ShardTask, plan_input
+
+SHARDS = "shards"
+
+
+class RunError(RuntimeError):
+    """The run cannot start, or finished without accounting for every input record."""
+
+
+@dataclass
+class Timer:
+    started: float = field(default_factory=time.perf_counter)
+    laps: dict[str, float] = field(default_factory=dict)
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self.started - sum(self.laps.values()), 3)
+
+
+def run_job(config: RunConfig, input_path: str, output: str, test_pipeline: beam.Pipeline | None = None) -> dict:
+    """Run the configured stages over the input into `output`; returns what run.json records."""
+    timer = Timer()
+    out = Path(output)
+    shards_dir = out / SHARDS
+    tasks = plan_input(input_path, config.input.samples_per_shard)
+    shards_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = config.output_fingerprint()
+    _check_resumable(shards_dir, fingerprint)
+    timer.lap("plan")
+    vocab = resolve_vocabulary(config, input_path, tasks)
+    vocab.save(out / "vocab.json")
+    save_config(config, out / "config.yaml")
+    timer.lap("vocabulary")
+    pending = [t for t in tasks if not stats_path(shards_dir, t.index).exists()]
+    counters = _run_pipeline(config, pending, vocab, shards_dir, fingerprint, test_pipeline)
+    timer.lap("pipeline")
+    summary = _finalize(out, tasks, pending, fingerprint)
+    timer.lap("finalize")
+    summary.update(config=config.to_dict(), vocabulary={"source": vocab.source, "size": len(vocab)},
+                   versions=_versions(), beam_counters=counters, timings_s=timer.laps)
+    (out / "run.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return summary
+
+
+def resolve_vocabulary(config: RunConfig, input_path: str, tasks: list[ShardTask]) -> Vocabulary:
+    """The configured vocabulary, else the input folder's tags.txt (+ synonyms.json), else mined."""
+    if config.parse.vocab:
+        return Vocabulary.from_files(config.parse.vocab, config.parse.synonyms)
+    folder = Path(input_path) if Path(input_path).is_dir() else Path(input_path).parent
+    if (folder / "tags.txt").is_file():
+        synonyms = folder / "synonyms.json"
+        return Vocabulary.from_files(folder / "tags.txt", synonyms if synonyms.is_file() else None)
+    return _mine(config, tasks)
+
+
+def _mine(config: RunConfig, tasks: list[ShardTask]) -> Vocabulary:
+    """Count terms over the input's captions with Beam, then keep the most frequent."""
+    found: list = []
+    with make_pipeline(config) as pipeline:
+        build_mining(pipeline, tasks, config) | beam.Map(found.append)
+    if not found or not found[0].captions:
+        raise RunError("no usable captions in the input to mine a vocabulary from")
+    vocab = select_vocabulary(found[0], config.parse.mine.size, config.parse.mine.min_count)
+    if not config.parse.synonyms:
+        return vocab
+    known = set(vocab.tags)
+    return vocab.with_synonyms({t: f for t, f in read_synonyms(config.parse.synonyms).items() if t in known})
+
+
+def _check_resumable(shards_dir: Path, fingerprint: str) -> None:
+    for path in sorted(shards_dir.glob("*_stats.json")):
+        written_with = json.loads(path.read_text()).get("fingerprint")
+        if written_with != fingerprint:
+            raise RunError(f"{shards_dir} holds shards written with another config ({path.name}); "
+                           "use a new output folder")
+
+
+def _run_pipeline(config: RunConfig, pending: list[ShardTask], vocab: Vocabulary, shards_dir: Path,
+                  fingerprint: str, test_pipeline: beam.Pipeline | None) -> dict[str, int]:
+    if not any(t.size for t in pending):
+        return {}
+    with _progress(shards_dir, pending):
+        pipeline = make_pipeline(config, test_pipeline)
+        build_run(pipeline, pending, config, vocab.to_json(), str(shards_dir), fingerprint)
+        result = pipeline.run()
+        result.wait_until_finish()
+    return _counters(result)
+
+
+def _counters(result) -> dict[str, int]:
+    try:
+        counters = result.metrics().query()["counters"]
+    except (AttributeError, NotImplementedError, KeyError):
+        return {}
+    return {c.key.metric.name: c.committed for c in counters if c.key.metric.namespace == "tagmill"}
+
+
+class _progress:
+    """A progress bar over shards, fed by the stats files appearing, so it works whatever the runner."""
+
+    def __init__(self, shards_dir: Path, pending: list[ShardTask]):
+        self._paths = [stats_path(shards_dir, t.index) for t in pending if t.size]
+        self._done = threading.Event()
+
+    def __enter__(self):
+        self._bar = tqdm(total=len(self._paths), unit="shard", desc="tagmill run", mininterval=1.0)
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self):
+        while not self._done.wait(0.5):
+            self._bar.n = sum(p.exists() for p in self._paths)
+            self._bar.refresh()
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+        self._bar.n = sum(p.exists() for p in self._paths)
+        self._bar.close()
+        return False
+
+
+def _finalize(out: Path, tasks: list[ShardTask], pending: list[ShardTask], fingerprint: str) -> dict[str, Any]:
+    """Gather every shard's stats and rejects; prove that input == written + rejected."""
+    shards_dir = out / SHARDS
+    for task in tasks:
+        if task.size == 0 and not stats_path(shards_dir, task.index).exists():
+            write_shard(shards_dir, task.index, [], fingerprint)
+    missing = [t.name for t in tasks if not stats_path(shards_dir, t.index).exists()]
+    if missing:
+        raise RunError(f"shards {missing[:5]} were not written; rerun to finish them")
+    stats = [json.loads(stats_path(shards_dir, t.index).read_text()) for t in tasks]
+    _gather_rejects(out, tasks)
+    counts = _sum_counts(stats)
+    planned = sum(t.size for t in tasks)
+    conserved = counts["input"] == planned == counts["written"] + counts["rejected"]
+    if not conserved:
+        raise RunError(f"records unaccounted for: planned {planned}, read {counts['input']}, "
+                       f"written {counts['written']} + rejected {counts['rejected']}")
+    return {"counts": counts, "conservation": {"ok": True, "input": planned,
+                                               "written_plus_rejected": counts["written"] + counts["rejected"]},
+            "shards": len(tasks), "shards_skipped_as_complete": len(tasks) - len(pending)}
+
+
+def _gather_rejects(out: Path, tasks: list[ShardTask]) -> None:
+    with open(out / "rejects.jsonl", "wb") as sink:
+        for task in tasks:
+            part = out / SHARDS / f"{task.name}_rejects.jsonl"
+            sink.write(part.read_bytes())
+
+
+def _sum_counts(stats: list[dict]) -> dict[str, Any]:
+    totals = {"input": 0, "written": 0, "rejected": 0}
+    reasons: dict[str, int] = {}
+    tags: dict[str, int] = {}
+    for shard in stats:
+        for key in totals:
+            totals[key] += shard[key]
+        for reason, n in shard["rejected_by_reason"].items():
+            reasons[reason] = reasons.get(reason, 0) + n
+        for tag, n in shard["tag_counts"].items():
+            tags[tag] = tags.get(tag, 0) + n
+    return {**totals, "rejected_by_reason": dict(sorted(reasons.items())), "tags": dict(sorted(tags.items()))}
+
+
+def _versions() -> dict[str, str]:
+    packages = ("tagmill", "apache-beam", "spacy", "pyarrow", "webdataset", "pillow")
+    found = {}
+    for name in packages:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return {"python": platform.python_version(), **found}
+
+
+__all__ = ["run_job", "resolve_vocabulary", "RunError", "InputError"]

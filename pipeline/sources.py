@@ -1,0 +1,319 @@
+"""Reading inputs: webdataset tars as img2dataset writes them, and JSONL or Parquet manifests.
+
+`plan_input` cuts the input into shard tasks (one output shard each) and finds duplicate ids, so
+that the first occurrence wins wherever the copies sit. `read_shard` turns one task into records;
+anything unusable becomes a record with a reject reason, never an exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import glob
+import json
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+import pyarrow.parquet as pq
+
+from tagmill.engine.captions import check_captions, decode_caption
+from tagmill.engine.images import EXTENSIONS
+from tagmill.engine.records import Record, RecordError, Reject, check_id
+
+MANIFEST_SUFFIXES = (".jsonl", ".json", ".parquet")
+CAPTION_KEYS = ("captions", "caption")
+
+
+class InputError(ValueError):
+    """An input path that cannot be read at all."""
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One output shard's worth of input: a tar, or a range of manifest lines or rows."""
+
+    index: int
+    kind: str  # "tar", "jsonl" or "parquet"
+    path: str
+    start: int = 0
+    stop: int = 0
+    size: int = 0  # records this task yields
+    offset: int = 0  # byte offset of line `start` in a JSONL manifest
+    duplicates: tuple[int, ...] = field(default=())  # positions whose id appeared earlier
+
+    @property
+    def name(self) -> str:
+        return f"{self.index:05d}"
+
+
+# ---- planning ------------------------------------------------------------------------------
+
+def plan_input(path: str, samples_per_shard: int) -> list[ShardTask]:
+    """The shard tasks of an input (tar folder, tar glob, one tar, or a manifest), duplicates marked."""
+    tasks = _tasks(path, samples_per_shard)
+    return _mark_duplicates(tasks)
+
+
+def _tasks(path: str, samples_per_shard: int) -> list[ShardTask]:
+    target = Path(path)
+    if any(ch in path for ch in "*?["):
+        tars = sorted(p for p in glob.glob(path) if p.endswith(".tar"))
+        if not tars:
+            raise InputError(f"no .tar files match {path}")
+        return _tar_tasks(tars)
+    if target.is_dir():
+        tars = sorted(str(p) for p in target.glob("*.tar"))
+        if not tars:
+            raise InputError(f"{path} holds no .tar shards")
+        return _tar_tasks(tars)
+    if not target.is_file():
+        raise InputError(f"input {path} does not exist")
+    if target.suffix == ".tar":
+        return _tar_tasks([str(target)])
+    if target.suffix in (".jsonl", ".json"):
+        return _jsonl_tasks(target, samples_per_shard)
+    if target.suffix == ".parquet":
+        return _chunk(str(target), "parquet", _count_rows(target), samples_per_shard)
+    raise InputError(f"input {path}: expected a folder of .tar shards, a .tar, or a .jsonl/.parquet manifest")
+
+
+def _tar_tasks(paths: list[str]) -> list[ShardTask]:
+    return [ShardTask(i, "tar", p, size=len(_tar_groups(p))) for i, p in enumerate(paths)]
+
+
+def _chunk(path: str, kind: str, total: int, per_shard: int, offsets: list[int] | None = None) -> list[ShardTask]:
+    return [ShardTask(i, kind, path, start, min(start + per_shard, total), min(per_shard, total - start),
+                      offset=offsets[i] if offsets else 0)
+            for i, start in enumerate(range(0, total, per_shard))]
+
+
+def _jsonl_tasks(path: Path, per_shard: int) -> list[ShardTask]:
+    """Lines cut into shards, with the byte offset where each shard starts so readers can seek."""
+    offsets, total, position = [], 0, 0
+    with open(path, "rb") as f:
+        for line in f:
+            if total % per_shard == 0:
+                offsets.append(position)
+            position += len(line)
+            total += 1
+    return _chunk(str(path), "jsonl", total, per_shard, offsets)
+
+
+def _count_rows(path: Path) -> int:
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception as err:  # pyarrow raises several types for a bad file
+        raise InputError(f"cannot read Parquet manifest {path}: {err}") from None
+
+
+def _mark_duplicates(tasks: list[ShardTask]) -> list[ShardTask]:
+    seen: set[str] = set()
+    marked = []
+    for task in tasks:
+        duplicates = []
+        for position, sample_id in enumerate(_ids(task)):
+            if sample_id is None:
+                continue
+            if sample_id in seen:
+                duplicates.append(position)
+            seen.add(sample_id)
+        marked.append(dataclasses.replace(task, duplicates=tuple(duplicates)))
+    return marked
+
+
+def _ids(task: ShardTask) -> Iterator[str | None]:
+    if task.kind == "tar":
+        for group in _tar_groups(task.path):
+            yield None if group.error else group.key
+    else:
+        for _, fields in _manifest_rows(task):
+            yield str(fields.get("id")) if isinstance(fields, dict) and fields.get("id") is not None else None
+
+
+# ---- reading -------------------------------------------------------------------------------
+
+def read_shard(task: ShardTask, max_caption_chars: int) -> Iterator[Record]:
+    """Every record of one task, in input order; duplicates and unreadable ones come as rejects."""
+    reader = _read_tar if task.kind == "tar" else _read_manifest
+    duplicates = set(task.duplicates)
+    for position, record in enumerate(reader(task, max_caption_chars)):
+        if position in duplicates and not record.rejected:
+            record.reject(Reject.ID_DUPLICATE, f"id {record.id!r} appeared earlier in the input; the first wins")
+        yield record
+
+
+def _read_tar(task: ShardTask, max_caption_chars: int) -> Iterator[Record]:
+    with _open_tar(task.path) as tar:
+        groups = _tar_groups(task.path, tar)
+        for index, group in enumerate(groups):
+            record = Record(id=group.key, source=task.path, shard=task.index, index=index)
+            try:
+                if group.error:
+                    raise group.error
+                _fill_from_members(record, tar, group.members, max_caption_chars)
+            except RecordError as err:
+                record.reject(err.reason, err.message)
+            yield record
+
+
+@contextlib.contextmanager
+def _open_tar(path: str) -> Iterator[tarfile.TarFile | None]:
+    """The tar, or None when it cannot be opened (its one group already carries the error)."""
+    try:
+        tar = tarfile.open(path, "r:*")
+    except (tarfile.TarError, OSError):
+        yield None
+        return
+    with tar:
+        yield tar
+
+
+@dataclass
+class _TarGroup:
+    key: str
+    members: list[tarfile.TarInfo]
+    error: RecordError | None = None  # the shard could not be read past this point
+
+
+def _tar_groups(path: str, tar: tarfile.TarFile | None = None) -> list[_TarGroup]:
+    """Members grouped by sample key (the name up to the first dot), in tar order.
+
+    A tar that is unreadable, or breaks off part-way, ends with one group carrying the error, so
+    the damage is one reject rather than a failed run.
+    """
+    if tar is None:  # not opened yet, or could not be
+        try:
+            with tarfile.open(path, "r:*") as opened:
+                return _tar_groups(path, opened)
+        except (tarfile.TarError, OSError) as err:
+            return [_TarGroup(Path(path).name, [], RecordError(Reject.TAR_CORRUPT, f"cannot read tar {path}: {err}"))]
+    groups: list[_TarGroup] = []
+    try:
+        for member in tar:
+            _add_member(groups, member)
+    except (tarfile.TarError, OSError) as err:
+        key = f"{Path(path).name}#after-{len(groups)}"
+        groups.append(_TarGroup(key, [], RecordError(Reject.TAR_CORRUPT, f"tar {path} breaks off: {err}")))
+    return groups
+
+
+def _add_member(groups: list[_TarGroup], member: tarfile.TarInfo) -> None:
+    if member.isdir():
+        return
+    key = _member_key(member.name)
+    if groups and groups[-1].key == key and groups[-1].error is None:
+        groups[-1].members.append(member)
+    else:
+        groups.append(_TarGroup(key, [member]))
+
+
+def _member_key(name: str) -> str:
+    base = PurePosixPath(name)
+    stem = base.name.split(".", 1)[0]
+    return str(base.parent / stem) if str(base.parent) != "." else stem
+
+
+def _fill_from_members(record: Record, tar: tarfile.TarFile, members: list[tarfile.TarInfo], max_chars: int):
+    files = {_checked_extension(m): m for m in members}
+    record.id = check_id(record.id)
+    meta = _member_json(tar, files["json"]) if "json" in files else {}
+    record.meta = meta
+    if "txt" in files:
+        record.captions = check_captions(decode_caption(_member_bytes(tar, files["txt"])), max_chars)
+    else:
+        record.captions = check_captions(meta.get("caption"), max_chars)
+    image_ext = next((ext for ext in files if ext in EXTENSIONS), None)
+    if image_ext is None:
+        raise RecordError(Reject.IMAGE_MISSING, f"no image member among {sorted(files)}")
+    record.image_ext = image_ext
+    record.image = _member_bytes(tar, files[image_ext])
+
+
+def _checked_extension(member: tarfile.TarInfo) -> str:
+    name = member.name
+    if name.startswith("/") or ".." in PurePosixPath(name).parts or "\\" in name:
+        raise RecordError(Reject.PATH_UNSAFE, f"tar member {name!r} has an absolute or parent path")
+    if not member.isfile():
+        raise RecordError(Reject.MEMBER_UNEXPECTED, f"tar member {name!r} is a link or device, not a file")
+    parts = PurePosixPath(name).name.split(".", 1)
+    return parts[1].lower() if len(parts) > 1 else ""
+
+
+def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    handle = tar.extractfile(member)
+    if handle is None:
+        raise RecordError(Reject.MEMBER_UNEXPECTED, f"tar member {member.name!r} cannot be read")
+    try:
+        return handle.read()
+    except (OSError, tarfile.TarError) as err:
+        raise RecordError(Reject.IMAGE_CORRUPT, f"tar member {member.name!r} is truncated: {err}") from None
+
+
+def _member_json(tar: tarfile.TarFile, member: tarfile.TarInfo) -> dict:
+    try:
+        value = json.loads(_member_bytes(tar, member))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}  # img2dataset's metadata is optional; a caption still comes from the .txt
+    return value if isinstance(value, dict) else {}
+
+
+def _read_manifest(task: ShardTask, max_caption_chars: int) -> Iterator[Record]:
+    folder = Path(task.path).parent
+    for index, (line_number, fields) in enumerate(_manifest_rows(task)):
+        record = Record(id=f"{Path(task.path).name}:{line_number}", source=f"{task.path}:{line_number}",
+                        shard=task.index, index=index)
+        try:
+            _fill_from_manifest(record, fields, folder, max_caption_chars)
+        except RecordError as err:
+            record.reject(err.reason, err.message)
+        yield record
+
+
+def _manifest_rows(task: ShardTask) -> Iterator[tuple[int, object]]:
+    """(1-based line or row number, parsed object or a RecordError) for the task's range."""
+    if task.kind == "parquet":
+        table = pq.read_table(task.path).slice(task.start, task.stop - task.start)
+        for offset, row in enumerate(table.to_pylist()):
+            yield task.start + offset + 1, row
+        return
+    with open(task.path, "rb") as f:
+        f.seek(task.offset)
+        for number, line in zip(range(task.start + 1, task.stop + 1), f):
+            yield number, _parse_line(line)
+
+
+def _parse_line(line: bytes) -> object:
+    try:
+        value = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        return RecordError(Reject.LINE_INVALID, f"manifest line is not JSON: {err}")
+    if not isinstance(value, dict):
+        return RecordError(Reject.LINE_INVALID, f"manifest line is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _fill_from_manifest(record: Record, fields: object, folder: Path, max_chars: int) -> None:
+    if isinstance(fields, RecordError):
+        raise fields
+    record.id = check_id(fields.get("id"))
+    caption_key = next((k for k in CAPTION_KEYS if k in fields), "caption")
+    record.captions = check_captions(fields.get(caption_key), max_chars)
+    record.meta = {k: v for k, v in fields.items() if k not in ("id", "image", *CAPTION_KEYS)}
+    record.image = _manifest_image(fields.get("image"), folder)
+    record.image_ext = Path(str(fields["image"])).suffix.lower().lstrip(".")
+
+
+def _manifest_image(image: object, folder: Path) -> bytes:
+    if not isinstance(image, str) or not image:
+        raise RecordError(Reject.IMAGE_MISSING, "the manifest line names no image path")
+    if "://" in image:
+        raise RecordError(Reject.IMAGE_MISSING, f"{image} is a URL; download images first (img2dataset)")
+    path = folder / image
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise RecordError(Reject.IMAGE_MISSING, f"image file {image} does not exist") from None
+    except OSError as err:
+        raise RecordError(Reject.IMAGE_MISSING, f"cannot read image file {image}: {err.strerror}") from None
