@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from pathlib import Path
 from typing import Iterator
 
-from tagmill.engine.config import ConfigError, load_config
+from tagmill.engine.captions import check_captions
+from tagmill.engine.config import ConfigError
 from tagmill.engine.mine import TermCounter, select_vocabulary
 from tagmill.engine.parse import CaptionParser
 from tagmill.engine.records import RecordError
@@ -17,15 +19,15 @@ from tagmill.engine.synth import SynthConfig, synthesize
 from tagmill.engine.vocab import Vocabulary, VocabularyError
 from tagmill.pipeline.sources import InputError, plan_input, read_shard
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 USER_ERRORS = (ConfigError, InputError, VocabularyError, FileNotFoundError, ValueError)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    args = _parser().parse_args(argv)
     try:
-        return args.command(args) or 0
+        args.command(args)
+        return 0
     except USER_ERRORS as err:
         print(f"tagmill {args.name}: error: {err}", file=sys.stderr)
         return 2
@@ -140,7 +142,6 @@ def _parse(args) -> None:
 
 def _parse_line(parser: CaptionParser, fields: dict) -> dict:
     captions = fields.get("captions", fields.get("caption"))
-    from tagmill.engine.captions import check_captions
     try:
         texts = check_captions(captions, max_chars=100_000)
     except RecordError as err:
@@ -149,32 +150,25 @@ def _parse_line(parser: CaptionParser, fields: dict) -> dict:
     return {"id": fields.get("id"), "tags": tags}
 
 
+@contextlib.contextmanager
+def _quiet_import():
+    """Beam warns at import about optional Google Cloud clients a local run never uses."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 # ---- run -----------------------------------------------------------------------------------
 
 def _add_run(commands) -> None:
-    sub = _command(commands, "run", _run, "Run the data engine's Beam pipeline over an input.")
-    sub.add_argument("--config", help=f"YAML run config (default: {DEFAULT_CONFIG.name})")
-    sub.add_argument("--input", required=True, help="folder or glob of webdataset tars, or a JSONL/Parquet manifest")
-    sub.add_argument("--output", required=True, help="output folder")
-    sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
-
-
-def _run(args) -> None:
-    from tagmill.pipeline.job import RunError, run_job
-
-    config_path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
-    config = load_config(config_path, args.set)
-    if not Path(args.input.split("*")[0] or ".").exists():
-        raise InputError(f"input {args.input} does not exist")
-    try:
-        summary = run_job(config, args.input, args.output)
-    except RunError as err:
-        raise ValueError(str(err)) from None
-    counts = summary["counts"]
-    print(f"{counts['input']} samples: {counts['written']} written, {counts['rejected']} rejected "
-          f"({summary['timings_s']['pipeline']:.1f} s in the pipeline)")
-    print(f"shards: {Path(args.output) / 'shards'}\nrun report: {Path(args.output) / 'run.json'}"
-          f"\nrejects: {Path(args.output) / 'rejects.jsonl'}")
+    with _quiet_import():
+        from tagmill.pipeline import job
+    sub = _command(commands, "run", lambda args: job.execute(args), "Run the data engine's Beam pipeline.")
+    job.add_arguments(sub)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import threading
@@ -14,12 +15,12 @@ from typing import Any
 import apache_beam as beam
 from tqdm import tqdm
 
-from tagmill.engine.config import RunConfig, save_config
+from tagmill.engine.config import RunConfig, load_config, save_config
 from tagmill.engine.mine import select_vocabulary
 from tagmill.engine.vocab import Vocabulary, read_synonyms
 from tagmill.pipeline.graph import build_mining, build_run, make_pipeline
 from tagmill.pipeline.sinks import stats_path, write_shard
-from tagmill.pipeline.sources import InputError, ShardTask, plan_input
+from tagmill.pipeline.sources import ShardTask, plan_input
 
 SHARDS = "shards"
 
@@ -30,12 +31,47 @@ class RunError(RuntimeError):
 
 @dataclass
 class Timer:
-    started: float = field(default_factory=time.perf_counter)
+    """Seconds spent in each phase of a run, for run.json."""
+
+    last: float = field(default_factory=time.perf_counter)
     laps: dict[str, float] = field(default_factory=dict)
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
-        self.laps[name] = round(now - self.started - sum(self.laps.values()), 3)
+        self.laps[name] = round(now - self.last, 3)
+        self.last = now
+
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML run config (default: configs/default.yaml)")
+    parser.add_argument("--input", required=True, help="folder or glob of webdataset tars, or a JSONL/Parquet manifest")
+    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+
+
+def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = None) -> dict:
+    """`tagmill run` as a function: parse the arguments, run, report. Tests inject a TestPipeline."""
+    parser = argparse.ArgumentParser(prog="tagmill run")
+    add_arguments(parser)
+    return execute(parser.parse_args(argv), test_pipeline)
+
+
+def execute(args: argparse.Namespace, test_pipeline: beam.Pipeline | None = None) -> dict:
+    config_path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
+    config = load_config(config_path, args.set)
+    try:
+        summary = run_job(config, args.input, args.output, test_pipeline)
+    except RunError as err:
+        raise ValueError(str(err)) from None
+    counts = summary["counts"]
+    print(f"{counts['input']} samples: {counts['written']} written, {counts['rejected']} rejected "
+          f"({summary['timings_s']['pipeline']:.1f} s in the pipeline)")
+    out = Path(args.output)
+    print(f"shards: {out / SHARDS}\nrun report: {out / 'run.json'}\nrejects: {out / 'rejects.jsonl'}")
+    return summary
 
 
 def run_job(config: RunConfig, input_path: str, output: str, test_pipeline: beam.Pipeline | None = None) -> dict:
@@ -48,7 +84,7 @@ def run_job(config: RunConfig, input_path: str, output: str, test_pipeline: beam
     fingerprint = config.output_fingerprint()
     _check_resumable(shards_dir, fingerprint)
     timer.lap("plan")
-    vocab = resolve_vocabulary(config, input_path, tasks)
+    vocab = resolve_vocabulary(config, input_path, tasks, output)
     vocab.save(out / "vocab.json")
     save_config(config, out / "config.yaml")
     timer.lap("vocabulary")
@@ -63,7 +99,7 @@ def run_job(config: RunConfig, input_path: str, output: str, test_pipeline: beam
     return summary
 
 
-def resolve_vocabulary(config: RunConfig, input_path: str, tasks: list[ShardTask]) -> Vocabulary:
+def resolve_vocabulary(config: RunConfig, input_path: str, tasks: list[ShardTask], output: str) -> Vocabulary:
     """The configured vocabulary, else the input folder's tags.txt (+ synonyms.json), else mined."""
     if config.parse.vocab:
         return Vocabulary.from_files(config.parse.vocab, config.parse.synonyms)
@@ -71,21 +107,32 @@ def resolve_vocabulary(config: RunConfig, input_path: str, tasks: list[ShardTask
     if (folder / "tags.txt").is_file():
         synonyms = folder / "synonyms.json"
         return Vocabulary.from_files(folder / "tags.txt", synonyms if synonyms.is_file() else None)
-    return _mine(config, tasks)
+    return _mine(config, tasks, Path(output) / "vocab.json")
 
 
-def _mine(config: RunConfig, tasks: list[ShardTask]) -> Vocabulary:
-    """Count terms over the input's captions with Beam, then keep the most frequent."""
-    found: list = []
+def _mine(config: RunConfig, tasks: list[ShardTask], path: Path) -> Vocabulary:
+    """Count terms over the input's captions with Beam and keep the most frequent, written to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
     with make_pipeline(config) as pipeline:
-        build_mining(pipeline, tasks, config) | beam.Map(found.append)
-    if not found or not found[0].captions:
-        raise RunError("no usable captions in the input to mine a vocabulary from")
-    vocab = select_vocabulary(found[0], config.parse.mine.size, config.parse.mine.min_count)
+        build_mining(pipeline, tasks, config) | beam.Map(_save_mined, config=config, path=str(path))
+    result = json.loads(path.read_text()) if path.is_file() else {"error": "no usable captions to mine from"}
+    if "error" in result:
+        raise RunError(f"cannot mine a vocabulary: {result['error']}")
+    vocab = Vocabulary.from_json(result)
     if not config.parse.synonyms:
         return vocab
     known = set(vocab.tags)
     return vocab.with_synonyms({t: f for t, f in read_synonyms(config.parse.synonyms).items() if t in known})
+
+
+def _save_mined(counts, config: RunConfig, path: str) -> None:
+    """Runs on a worker: select the vocabulary from the corpus counts and write it (or why not)."""
+    try:
+        result = select_vocabulary(counts, config.parse.mine.size, config.parse.mine.min_count).to_json()
+    except ValueError as err:
+        result = {"error": str(err)}
+    Path(path).write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
 
 
 def _check_resumable(shards_dir: Path, fingerprint: str) -> None:
@@ -196,4 +243,3 @@ def _versions() -> dict[str, str]:
     return {"python": platform.python_version(), **found}
 
 
-__all__ = ["run_job", "resolve_vocabulary", "RunError", "InputError"]

@@ -1,0 +1,30 @@
+# tagmill: `make demo` runs the engine on a synthetic world; `make test` runs the CPU test suite.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install test test-all demo bench clean
+
+$(INSTALLED): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(INSTALLED)
+
+test: $(INSTALLED)
+	$(PY) -m pytest -q
+
+demo: $(INSTALLED)
+	$(VENV)/bin/tagmill synth --out demo/world --n 2000 --seed 0
+	$(VENV)/bin/tagmill run --input demo/world --output demo/run
+
+bench: $(INSTALLED)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,bench]'
+	$(PY) benchmarks/bench_parse.py
+	$(PY) benchmarks/bench_pipeline.py
+
+clean:
+	rm -rf demo build *.egg-info

@@ -1,0 +1,58 @@
+"""Small input builders shared by the pipeline tests."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+from PIL import Image
+
+from tagmill.engine.synth import SynthConfig, synthesize
+
+CLEAN = dict(hallucination=0.0, omission=0.0, wrong_attribute=0.0)
+
+
+def make_world(folder: Path, n: int, shard_size: int = 50, seed: int = 0, **noise) -> Path:
+    synthesize(folder, SynthConfig(n=n, seed=seed, shard_size=shard_size, **(noise or CLEAN)))
+    return folder
+
+
+def jpeg_bytes(size=(16, 12), color=(200, 30, 30), mode="RGB", **save) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, color).save(buffer, format="JPEG", **save)
+    return buffer.getvalue()
+
+
+def png_bytes(size=(16, 12), mode="RGBA", color=(0, 0, 255, 128)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_manifest(path: Path, lines: list) -> Path:
+    """Lines are dicts (written as JSON) or raw bytes (written as they are)."""
+    with open(path, "wb") as f:
+        for line in lines:
+            f.write(line if isinstance(line, bytes) else json.dumps(line).encode())
+            f.write(b"\n")
+    return path
+
+
+def add_member(tar: tarfile.TarFile, name: str, data: bytes, kind: bytes = tarfile.REGTYPE, link: str = ""):
+    info = tarfile.TarInfo(name)
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    info.type = kind
+    info.linkname = link
+    tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+
+
+def shard_digests(out: Path) -> dict[str, str]:
+    """sha256 of every shard file, to compare runs byte for byte."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((out / "shards").iterdir())}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
