@@ -6,9 +6,9 @@ from tagmill.engine.records import RecordError, Reject
 
 
 def decode_caption(data: bytes) -> str:
-    """A caption file's bytes as text; RecordError when they are not UTF-8."""
+    """A caption file's bytes as text (a byte-order mark dropped); RecordError when they are not UTF-8."""
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise RecordError(Reject.CAPTION_NOT_UTF8, f"caption is not UTF-8 text: {err.reason} at byte {err.start}") \
             from None

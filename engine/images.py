@@ -10,6 +10,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tagmill.engine.records import RecordError, Reject
 
+# The first bytes of the formats above: data that starts like an image but will not open is corrupt.
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")
 EXTENSIONS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"}
 _EXT_OF_FORMAT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif",
                   "MPO": "jpg"}
@@ -28,7 +30,7 @@ class ImageInfo:
 
 
 def inspect_image(data: bytes | None, max_pixels: int) -> ImageInfo:
-    """Decode the whole image once to prove it is usable; RecordError says why it is not.
+    """Verify and decode the whole image once to prove it is usable; RecordError says why it is not.
 
     `max_pixels` is checked from the header before decoding; PIL's own guard still refuses images
     over twice its `Image.MAX_IMAGE_PIXELS`.
@@ -36,20 +38,29 @@ def inspect_image(data: bytes | None, max_pixels: int) -> ImageInfo:
     if not data:
         raise RecordError(Reject.IMAGE_EMPTY, "the image file is empty")
     try:
-        with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
-            _check_pixels(image.size, max_pixels)
-            image.load()
-            width, height = _displayed_size(image)
-            return ImageInfo(image.format or "", width, height, image.mode)
+            return _decode(data, max_pixels)
     except RecordError:
         raise
-    except UnidentifiedImageError:
-        raise RecordError(Reject.NOT_AN_IMAGE, "not an image file PIL can identify") from None
     except Image.DecompressionBombError as err:
         raise RecordError(Reject.IMAGE_TOO_LARGE, str(err)) from None
+    except UnidentifiedImageError:
+        if data.startswith(_SIGNATURES):
+            raise RecordError(Reject.IMAGE_CORRUPT, "the image header is damaged") from None
+        raise RecordError(Reject.NOT_AN_IMAGE, "not an image file PIL can identify") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise RecordError(Reject.IMAGE_CORRUPT, f"cannot decode the image: {err}") from None
+
+
+def _decode(data: bytes, max_pixels: int) -> ImageInfo:
+    with Image.open(io.BytesIO(data)) as image:
+        _check_pixels(image.size, max_pixels)
+        image.verify()  # checksums (PNG chunk CRCs) that decoding alone skips
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        width, height = _displayed_size(image)
+        return ImageInfo(image.format or "", width, height, image.mode)
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:

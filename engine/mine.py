@@ -23,8 +23,10 @@ from tagmill.engine.vocab import ACTION, ATTRIBUTE, OBJECT, SCENE, Vocabulary
 COMPOUND_COHESION = 0.25  # a compound's count over its rarer word's count, at least
 ROLE_SHARE = 0.6  # share of a word's uses that decides its category
 SCENE_PREPOSITIONS = frozenset({"in", "at", "inside", "outside"})
-_ROLES = ("before_noun", "ing", "after_scene_preposition", "noun")
-DETERMINERS = frozenset({"a", "an", "the", "this", "that", "these", "those", "some", "his", "her", "their", "its"})
+_ROLES = ("before_noun", "ing", "after_scene_preposition", "noun", "after_determiner")
+DETERMINERS = frozenset({"a", "an", "the", "this", "that", "these", "those", "some", "his", "her", "their", "its",
+                         "two", "three", "four", "several", "many"})
+ADVERB_NOUN_SHARE = 0.15  # a word WordNet also lists as an adverb is a noun only this often after a determiner
 
 
 @dataclass
@@ -84,7 +86,7 @@ class TermCounter:
     def _word_class(self, token) -> str | None:
         """"noun", "other" (a content word of another class) or None (not a candidate)."""
         word = token.lower_
-        if word in STOP_WORDS or not word.isalpha() or len(word) < 3 or lexicon.is_adverb(word):
+        if word in STOP_WORDS or not word.isalpha() or len(word) < 3:
             return None
         if self._tagged:
             return {"NOUN": "noun", "PROPN": "noun", "ADJ": "other", "VERB": "other"}.get(token.pos_)
@@ -102,6 +104,8 @@ class TermCounter:
             roles.append("ing")
         if noun_use:
             roles.append("noun")
+        if i > 0 and words[i - 1][0] in DETERMINERS:
+            roles.append("after_determiner")
         preceding = [w for w, _ in words[max(0, i - 2):i]]
         if any(w in SCENE_PREPOSITIONS for w in preceding):
             roles.append("after_scene_preposition")
@@ -141,6 +145,8 @@ def _category(term: str, counts: TermCounts) -> str | None:
         return ATTRIBUTE
     if share["noun"] < 0.5:
         return None
+    if lexicon.is_adverb(term) and share["after_determiner"] < ADVERB_NOUN_SHARE:
+        return None  # "near", "outside": adverbs, not things
     if share["after_scene_preposition"] >= ROLE_SHARE:
         return SCENE
     return OBJECT

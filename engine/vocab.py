@@ -42,7 +42,10 @@ class Vocabulary:
         unknown = sorted(set(self.synonyms) - seen)
         if unknown:
             raise VocabularyError(f"synonyms name tags that are not in the vocabulary: {unknown[:5]}")
-        bad = sorted({c for c in self.categories.values() if c not in CATEGORIES})
+        strays = sorted(set(self.categories) - seen)
+        if strays:
+            raise VocabularyError(f"categories name tags that are not in the vocabulary: {strays[:5]}")
+        bad = sorted({str(c) for c in self.categories.values() if c not in CATEGORIES})
         if bad:
             raise VocabularyError(f"unknown tag categories {bad}; use {', '.join(CATEGORIES)}")
 
@@ -71,7 +74,7 @@ class Vocabulary:
             vocab = cls.load(tag_list)
             return vocab if synonyms is None else vocab.with_synonyms(read_synonyms(synonyms))
         tags = read_tag_list(tag_list)
-        return cls(tags=tags, synonyms=read_synonyms(synonyms) if synonyms else {})
+        return _in_file(tag_list, lambda: cls(tags=tags, synonyms=read_synonyms(synonyms) if synonyms else {}))
 
     def with_synonyms(self, synonyms: Mapping[str, tuple[str, ...]]) -> "Vocabulary":
         merged = {t: tuple(dict.fromkeys((*self.synonyms.get(t, ()), *synonyms.get(t, ()))))
@@ -98,14 +101,23 @@ class Vocabulary:
     def from_json(cls, data: object, where: str = "vocab.json") -> "Vocabulary":
         if not isinstance(data, dict) or not isinstance(data.get("tags"), list):
             raise VocabularyError(f"{where}: not a tagmill vocab.json (no 'tags' list)")
-        if data.get("version", VOCAB_FORMAT_VERSION) > VOCAB_FORMAT_VERSION:
-            raise VocabularyError(f"{where}: vocab format {data['version']} is newer than this tagmill reads")
-        return cls(
-            tags=tuple(data["tags"]),
-            synonyms=_validate_synonyms(data.get("synonyms", {}), where),
-            categories=dict(data.get("categories", {})),
-            source=data.get("source", "given"),
-        )
+        version, categories = data.get("version", VOCAB_FORMAT_VERSION), data.get("categories", {})
+        if not isinstance(version, int) or version > VOCAB_FORMAT_VERSION:
+            raise VocabularyError(f"{where}: vocab format {version!r} is not one this tagmill reads")
+        if not isinstance(categories, dict):
+            raise VocabularyError(f"{where}: 'categories' must map tags to categories")
+        return _in_file(where, lambda: cls(tags=tuple(data["tags"]),
+                                           synonyms=_validate_synonyms(data.get("synonyms", {}), where),
+                                           categories=dict(categories), source=str(data.get("source", "given"))))
+
+
+def _in_file(where: str | Path, build):
+    """Build a vocabulary, naming the file in any error it raises."""
+    try:
+        return build()
+    except VocabularyError as err:
+        message = str(err)
+        raise VocabularyError(message if message.startswith(str(where)) else f"{where}: {message}") from None
 
 
 def read_tag_list(path: str | Path) -> tuple[str, ...]:

@@ -1,0 +1,72 @@
+"""The layering of DESIGN.md, checked in fresh interpreters: engine never pulls in torch or Beam, model
+never pulls in Beam, and the folders import only as packages of the tagmill namespace."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+IMPORT_ALL = textwrap.dedent("""
+    import importlib, pkgutil, sys
+    package = importlib.import_module({package!r})
+    modules = [m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
+    for name in modules:
+        importlib.import_module(name)
+    print(",".join(modules))
+    print(",".join(m for m in {forbidden!r} if m in sys.modules))
+""")
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without PYTHONPATH, so that only the installed distribution is importable."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def python(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=clean_env(),
+                          capture_output=True, text=True, timeout=120)
+
+
+def imported_and_leaked(package: str, forbidden: tuple[str, ...], cwd: Path) -> tuple[list[str], list[str]]:
+    result = python(IMPORT_ALL.format(package=package, forbidden=forbidden), cwd)
+    assert result.returncode == 0, result.stderr
+    modules, leaked = (line.split(",") if line else [] for line in result.stdout.splitlines()[-2:])
+    return modules, leaked
+
+
+def test_engine_imports_neither_torch_nor_beam(tmp_path):
+    modules, leaked = imported_and_leaked("tagmill.engine", ("torch", "apache_beam"), tmp_path)
+    assert {"tagmill.engine.vocab", "tagmill.engine.records", "tagmill.engine.mine"} <= set(modules)
+    assert leaked == []
+
+
+def test_model_imports_no_beam(tmp_path):
+    _, leaked = imported_and_leaked("tagmill.model", ("apache_beam",), tmp_path)
+    assert leaked == []
+
+
+@pytest.mark.parametrize("bare", ["engine", "pipeline", "model"])
+def test_bare_top_level_names_do_not_import(tmp_path, bare):
+    result = python(f"import {bare}", tmp_path)
+    assert result.returncode != 0
+    assert f"No module named '{bare}'" in result.stderr
+
+
+@pytest.mark.parametrize("folder", ["engine", "model", "pipeline"])
+def test_folders_are_packages_of_the_tagmill_namespace(folder):
+    module = importlib.import_module(f"tagmill.{folder}")
+    assert module.__name__ == f"tagmill.{folder}"
+    spec = importlib.util.find_spec(f"tagmill.{folder}")
+    assert Path(spec.origin).parts[-2:] == (folder, "__init__.py")
+
+
+def test_distribution_provides_only_the_tagmill_namespace():
+    top_level = importlib.metadata.distribution("tagmill").read_text("top_level.txt")
+    assert top_level is not None and top_level.split() == ["tagmill"]
