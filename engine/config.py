@@ -66,15 +66,16 @@ class RunConfig:
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
     """The config file (or the defaults) with `a.b=value` overrides applied, checked."""
-    data = _read_yaml(path) if path else {}
+    data = read_mapping(path) if path else {}
     for override in overrides:
         _apply_override(data, override)
-    config = _build(RunConfig, data, "")
+    config = build_dataclass(RunConfig, data, "")
     _validate(config)
     return config
 
 
-def _read_yaml(path: str | Path) -> dict:
+def read_mapping(path: str | Path) -> dict:
+    """A YAML (or JSON) file holding a mapping of settings."""
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as err:
@@ -103,7 +104,8 @@ def _apply_override(data: dict, override: str) -> None:
     node[leaf] = yaml.safe_load(raw) if raw.strip() else None
 
 
-def _build(cls: type, data: object, where: str) -> Any:
+def build_dataclass(cls: type, data: object, where: str = "") -> Any:
+    """A config dataclass from a mapping, every key known and every value of the declared type."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where or 'config'} must be a mapping")
     hints = typing.get_type_hints(cls)
@@ -117,7 +119,7 @@ def _build(cls: type, data: object, where: str) -> Any:
 
 def _convert(hint: Any, value: object, where: str) -> Any:
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
+        return build_dataclass(hint, value, where)
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     if value is None and type(None) in options:
         return None
@@ -132,6 +134,8 @@ def _matches(option: Any, value: object) -> bool:
     if origin is list:
         (item,) = typing.get_args(option)
         return isinstance(value, list) and all(_matches(item, v) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
     if option is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if option is int:

@@ -1,4 +1,9 @@
-"""English word knowledge from spacy-lookups-data: lookup lemmas, their inflections, and word classes."""
+"""English word knowledge from spacy-lookups-data: lookup lemmas, their inflections, and word classes.
+
+The tables keep no part of speech with a form, so the functions here combine them: WordNet's word
+lists say which classes a word can belong to, its exception lists which irregular forms are noun
+plurals, and the lookup lemmatizer everything else.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from spacy.util import load_language_data, registry
 
 # Inflections that make a noun into a verb form or a comparative rather than a plural.
 _NON_PLURAL_ENDINGS = ("ing", "ed", "er", "est")
+COMMON_WORD = -13.5  # log probability: "tug" (-13.4) is common, "ana" (-15.5) is not
+_UNKNOWN_PROBABILITY = -20.0
 
 
 @lru_cache(maxsize=1)
@@ -51,6 +58,10 @@ def is_adjective(word: str) -> bool:
     return word.lower() in word_classes()["adj"]
 
 
+def is_adverb(word: str) -> bool:
+    return word.lower() in word_classes()["adv"]
+
+
 def is_noun_form(word: str) -> bool:
     """A noun or a plural of one, leaving out stop words, gerunds and participles ("walls", "cat")."""
     lower = word.lower()
@@ -75,10 +86,42 @@ def is_noun_head(word: str) -> bool:
 
 
 def noun_plurals(noun: str) -> tuple[str, ...]:
-    """Plural forms of a noun: the lookup table's irregular and regular ones, else the regular rule."""
+    """Plural forms of a noun: the lookup table's irregular and regular ones, else the regular rule.
+
+    The lookup table keeps no part of speech, so a form counts as a plural only when it ends in -s
+    or WordNet lists it as an irregular noun plural: "bear" gets "bears", not "bore" or "born".
+    A word that is already a plural ("kids", "skis") gets none.
+    """
     lower = noun.lower()
-    forms = [f for f in _inflections().get(lower, ()) if not f.endswith(_NON_PLURAL_ENDINGS)]
+    if is_plural(lower):
+        return ()
+    irregular = _irregular_plurals()
+    regular = [f for f in _inflections().get(lower, ()) if f.endswith("s") and not f.endswith(_NON_PLURAL_ENDINGS)]
+    forms = sorted({*regular, *irregular.get(lower, ())})
     return tuple(forms) if forms else (_regular_plural(lower),)
+
+
+def is_plural(word: str) -> bool:
+    """Whether the word is the plural of another noun ("kids", "men"), by the lookup tables."""
+    lower = word.lower()
+    base = lemma(lower)
+    return base != lower and (lower in _irregular_forms() or (lower.endswith("s") and base in word_classes()["noun"]))
+
+
+@lru_cache(maxsize=1)
+def _irregular_plurals() -> dict[str, tuple[str, ...]]:
+    """Noun -> its irregular plurals ("man" -> "men", "calf" -> "calves"), from WordNet's exception list."""
+    by_noun: dict[str, list[str]] = {}
+    for form, lemmas in _english_table("lemma_exc")["noun"].items():
+        for base in lemmas:
+            if base != form:
+                by_noun.setdefault(base, []).append(form)
+    return {noun: tuple(sorted(forms)) for noun, forms in by_noun.items()}
+
+
+@lru_cache(maxsize=1)
+def _irregular_forms() -> frozenset[str]:
+    return frozenset(form for forms in _irregular_plurals().values() for form in forms)
 
 
 def verb_forms(verb: str) -> tuple[str, ...]:
@@ -96,3 +139,57 @@ def _regular_plural(noun: str) -> str:
 
 def is_verb(word: str) -> bool:
     return lemma(word) in word_classes()["verb"]
+
+
+
+def phrase_inflections(phrase: str, head_class: str) -> list[str]:
+    """The phrase, its hyphenated spelling, and the inflections of its last word, lower-cased.
+
+    `head_class` says how the last word inflects: "noun" (plurals), "verb" (every verb form) or
+    "fixed" (not at all, as for attributes).
+    """
+    words = phrase.lower().split()
+    if not words:
+        return []
+    head = words[-1]
+    inflected = {"noun": noun_plurals, "verb": verb_forms}.get(head_class, lambda _: ())(head)
+    heads = (head, *inflected)
+    stems = [" ".join(words[:-1] + [h]) for h in heads]
+    hyphenated = ["-".join(words[:-1] + [h]) for h in heads] if len(words) > 1 else []
+    return list(dict.fromkeys(stems + hyphenated))
+
+
+def compound_splits(word: str, shortest: int = 3) -> list[tuple[str, str]]:
+    """Ways to read a closed compound as two common nouns: "laptop" -> ("lap", "top").
+
+    Each half must be a singular noun that is not also an adverb ("leftover" is not "left over"),
+    and a common word by spaCy's unigram probabilities, which drops chance splits ("ban ana").
+    """
+    lower = word.lower()
+    if not lower.isalpha():
+        return []
+    halves = ((lower[:cut], lower[cut:]) for cut in range(shortest, len(lower) - shortest + 1))
+    return [(first, second) for first, second in halves if _compound_half(first) and _compound_half(second)]
+
+
+def _compound_half(word: str) -> bool:
+    return is_noun(word) and not is_adverb(word) and not is_plural(word) and word_probability(word) >= COMMON_WORD
+
+
+def word_probability(word: str) -> float:
+    """The log probability spaCy's English tables give the word (very low when unknown)."""
+    return _probabilities().get(word.lower(), _UNKNOWN_PROBABILITY)
+
+
+@lru_cache(maxsize=1)
+def _probabilities() -> dict[str, float]:
+    return _english_table("lexeme_prob")
+
+
+def dotted_initialism(word: str) -> list[str]:
+    """An initialism of two to four consonants spelled with full stops: "tv" -> "t.v.", "t.v"."""
+    lower = word.lower()
+    if not (2 <= len(lower) <= 4 and lower.isalpha()) or set(lower) & set("aeiouy"):
+        return []
+    dotted = ".".join(lower)
+    return [dotted + ".", dotted]

@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 IMPORT_ALL = textwrap.dedent("""
-    import importlib, pkgutil, sys
+    import importlib, importlib.abc, pkgutil, sys
+
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {blocked!r}:
+                raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+            return None
+
+    sys.meta_path.insert(0, Block())
     package = importlib.import_module({package!r})
     modules = [m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
     for name in modules:
@@ -34,17 +42,34 @@ def python(code: str, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def imported_and_leaked(package: str, forbidden: tuple[str, ...], cwd: Path) -> tuple[list[str], list[str]]:
-    result = python(IMPORT_ALL.format(package=package, forbidden=forbidden), cwd)
+def imported_and_leaked(package: str, forbidden: tuple[str, ...], cwd: Path,
+                        blocked: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+    """Import every module of `package` with `blocked` packages made unimportable; which of
+    `forbidden` ended up imported anyway."""
+    result = python(IMPORT_ALL.format(package=package, forbidden=forbidden, blocked=blocked), cwd)
     assert result.returncode == 0, result.stderr
     modules, leaked = (line.split(",") if line else [] for line in result.stdout.splitlines()[-2:])
     return modules, leaked
 
 
-def test_engine_imports_neither_torch_nor_beam(tmp_path):
-    modules, leaked = imported_and_leaked("tagmill.engine", ("torch", "apache_beam"), tmp_path)
+def test_engine_imports_no_beam(tmp_path):
+    modules, leaked = imported_and_leaked("tagmill.engine", ("apache_beam",), tmp_path)
     assert {"tagmill.engine.vocab", "tagmill.engine.records", "tagmill.engine.mine"} <= set(modules)
     assert leaked == []
+
+
+def test_engine_works_without_torch(tmp_path):
+    """spaCy's thinc imports torch when it is installed; the engine itself must not need it."""
+    modules, leaked = imported_and_leaked("tagmill.engine", ("torch",), tmp_path, blocked=("torch",))
+    assert "tagmill.engine.parse" in modules and leaked == []
+
+
+def test_engine_source_never_imports_torch_or_beam():
+    engine = Path(__file__).resolve().parents[1] / "engine"
+    offending = [f"{path.name}:{number}" for path in sorted(engine.glob("*.py"))
+                 for number, line in enumerate(path.read_text().splitlines(), start=1)
+                 if line.lstrip().startswith(("import torch", "from torch", "import apache_beam", "from apache_beam"))]
+    assert offending == []
 
 
 def test_model_imports_no_beam(tmp_path):
