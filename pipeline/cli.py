@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+import yaml
+
 from tagmill.engine.captions import check_captions
 from tagmill.engine.config import ConfigError
 from tagmill.engine.mine import TermCounter, select_vocabulary
@@ -40,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_vocab(commands)
     _add_parse(commands)
     _add_run(commands)
+    _add_train(commands)
+    _add_eval(commands)
+    _add_tag(commands)
     return parser
 
 
@@ -169,6 +174,56 @@ def _add_run(commands) -> None:
         from tagmill.pipeline import job
     sub = _command(commands, "run", lambda args: job.execute(args), "Run the data engine's Beam pipeline.")
     job.add_arguments(sub)
+
+
+# ---- train, eval, tag (torch is imported only here) -------------------------------------------
+
+def _add_train(commands) -> None:
+    sub = _command(commands, "train", _train, "Train a tagging model on the shards a run wrote.")
+    sub.add_argument("--shards", required=True, help="a run's output folder or its shards/ folder")
+    sub.add_argument("--out", required=True, help="model folder (resumes when it holds a checkpoint)")
+    sub.add_argument("--config", help="YAML training config, e.g. configs/train/tiny.yaml")
+    sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+
+
+def _train(args) -> None:
+    from tagmill.model.train import load_train_config, train
+
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = yaml.safe_load(value)
+    summary = train(args.shards, args.out, load_train_config(args.config, overrides))
+    holdout = summary["holdout"]
+    print(f"trained on {summary['train_samples']} samples: held-out mAP {holdout['mAP']:.3f}, "
+          f"micro F1 {holdout['micro_f1']:.3f}; model in {args.out}")
+
+
+def _add_eval(commands) -> None:
+    sub = _command(commands, "eval", _eval, "Score a tagging model on shards (JSON on stdout).")
+    sub.add_argument("--model", required=True, help="model folder written by `tagmill train`")
+    sub.add_argument("--shards", required=True)
+    sub.add_argument("--truth", help="truth.jsonl ({key, tags}); default: the shards' own tags")
+    sub.add_argument("--split", default="all", choices=["all", "holdout", "train"])
+
+
+def _eval(args) -> None:
+    from tagmill.model.evaluate import evaluate_checkpoint
+
+    print(json.dumps(evaluate_checkpoint(args.model, args.shards, args.truth, args.split), indent=1))
+
+
+def _add_tag(commands) -> None:
+    sub = _command(commands, "tag", _tag, "Print the tags a model gives some images.")
+    sub.add_argument("--model", required=True)
+    sub.add_argument("images", nargs="+")
+
+
+def _tag(args) -> None:
+    from tagmill.model.predict import tag_images
+
+    for path, tags in zip(args.images, tag_images(args.model, args.images)):
+        print(f"{path}: " + ", ".join(f"{tag} ({score:.2f})" for tag, score in tags))
 
 
 if __name__ == "__main__":

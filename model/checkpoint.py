@@ -1,0 +1,110 @@
+"""Checkpoints: tensors in safetensors, everything else in JSON. Loading never unpickles.
+
+A tagger folder holds `model.safetensors` and `tagger.json` (architecture, vocabulary, thresholds).
+A training state folder adds `optimizer.safetensors` and `state.json` (optimizer hyper-parameters,
+scheduler, epoch and step), enough to resume exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from tagmill.model.config import model_config
+from tagmill.model.tagger import Tagger
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.safetensors"
+META_FILE = "tagger.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that is missing, incomplete, or for another architecture."""
+
+
+def save_tagger(model: Tagger, folder: str | Path, tags: list[str], extra: dict[str, Any] | None = None) -> None:
+    if len(tags) != model.num_tags:
+        raise ValueError(f"{len(tags)} tag names for a model of {model.num_tags} tags")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    meta = {"format": FORMAT_VERSION, "config": model.config.to_dict(), "tags": list(tags),
+            "thresholds": model.thresholds.tolist(), "text_dim": _text_dim(model), **(extra or {})}
+    _atomic_write(folder / MODEL_FILE, lambda path: save_file(state, str(path)))
+    _atomic_write(folder / META_FILE, lambda path: path.write_text(json.dumps(meta, indent=1) + "\n"))
+
+
+def load_tagger(folder: str | Path, device: str | torch.device = "cpu") -> tuple[Tagger, list[str]]:
+    """The tagger and its tag names; a clear CheckpointError for anything that does not fit."""
+    meta = read_meta(folder)
+    config = model_config(meta["config"])
+    text_dim = meta.get("text_dim")
+    text = torch.zeros(len(meta["tags"]), text_dim) if text_dim else None
+    model = Tagger(config, len(meta["tags"]), text)
+    state = load_file(str(Path(folder) / MODEL_FILE))
+    missing, unexpected = _mismatch(model, state)
+    if missing or unexpected:
+        raise CheckpointError(f"{folder} does not fit architecture {config.name!r}: missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]}")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{folder} does not fit architecture {config.name!r}: {str(err)[:300]}") from None
+    return model.to(device).eval(), list(meta["tags"])
+
+
+def read_meta(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / META_FILE
+    if not path.is_file() or not (Path(folder) / MODEL_FILE).is_file():
+        raise CheckpointError(f"{folder} is not a tagger checkpoint (needs {MODEL_FILE} and {META_FILE})")
+    meta = json.loads(path.read_text())
+    if meta.get("format", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{folder} was written by a newer tagmill (format {meta['format']})")
+    return meta
+
+
+def _mismatch(model: Tagger, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    expected = set(model.state_dict())
+    return sorted(expected - set(state)), sorted(set(state) - expected)
+
+
+def _text_dim(model: Tagger) -> int | None:
+    return model.queries.text_embeddings.shape[1] if model.queries.open_set else None
+
+
+# ---- training state ------------------------------------------------------------------------
+
+def save_training_state(folder: str | Path, optimizer: torch.optim.Optimizer, scheduler, state: dict) -> None:
+    """Optimizer tensors into safetensors, its hyper-parameters, the scheduler and `state` into JSON."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    optimizer_state = optimizer.state_dict()
+    tensors = {f"{index}.{name}": value.detach().contiguous().cpu()
+               for index, slots in optimizer_state["state"].items() for name, value in slots.items()
+               if isinstance(value, torch.Tensor)}
+    meta = {"param_groups": optimizer_state["param_groups"], "scheduler": scheduler.state_dict(), **state}
+    _atomic_write(folder / "optimizer.safetensors", lambda path: save_file(tensors, str(path)))
+    _atomic_write(folder / "state.json", lambda path: path.write_text(json.dumps(meta, indent=1)))
+
+
+def load_training_state(folder: str | Path, optimizer: torch.optim.Optimizer, scheduler) -> dict:
+    folder = Path(folder)
+    meta = json.loads((folder / "state.json").read_text())
+    slots: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in load_file(str(folder / "optimizer.safetensors")).items():
+        index, name = key.split(".", 1)
+        slots.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": slots, "param_groups": meta.pop("param_groups")})
+    scheduler.load_state_dict(meta.pop("scheduler"))
+    return meta
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)

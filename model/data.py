@@ -1,0 +1,153 @@
+"""Reading the pipeline's shards for training and evaluation: streaming webdataset, multi-worker.
+
+Samples are split into training and held-out by a stable hash of their key, so every epoch, worker
+and rerun agrees on the split without a split file. A sample whose image will not decode is
+skipped and counted, never a crash.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import random
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import webdataset as wds
+from PIL import Image
+from torch.utils.data import DataLoader
+from torchvision.transforms.v2 import functional as F
+
+from tagmill.engine.images import EXTENSIONS, upright
+
+HOLDOUT_BUCKETS = 10_000
+
+
+class ShardError(ValueError):
+    """Shards that cannot be trained or evaluated on at all."""
+
+
+def shard_paths(shards: str | Path) -> list[str]:
+    """The .tar shards of a folder (a pipeline output's `shards/`, or the output folder itself) or glob."""
+    text = str(shards)
+    folder = Path(text)
+    if folder.is_dir() and (folder / "shards").is_dir():
+        folder = folder / "shards"
+    paths = sorted(glob.glob(text)) if any(c in text for c in "*?[") else sorted(map(str, folder.glob("*.tar")))
+    if folder.is_file() and text.endswith(".tar"):
+        paths = [text]
+    if not paths:
+        raise ShardError(f"no .tar shards at {shards}")
+    return paths
+
+
+def in_split(key: str, split: str, holdout: float) -> bool:
+    """Whether a sample belongs to `split` ("train", "holdout" or "all"), by a stable hash of its key."""
+    if split == "all":
+        return True
+    held_out = zlib.crc32(key.encode()) % HOLDOUT_BUCKETS < holdout * HOLDOUT_BUCKETS
+    return held_out if split == "holdout" else not held_out
+
+
+@dataclass
+class SampleDecoder:
+    """One shard sample to (image tensor, multi-hot target, key), or None when it cannot be used."""
+
+    tag_index: dict[str, int]
+    image_size: int
+    mean: list[float]
+    std: list[float]
+    sources: tuple[str, ...] = ()  # only tags from these sources are targets; empty: the final tags
+    augment: bool = False  # training augmentation: random horizontal flips and shifts
+
+    def __call__(self, sample: dict) -> tuple[torch.Tensor, torch.Tensor, str] | None:
+        try:
+            meta = json.loads(sample["json"])
+            image = self._image(sample)
+        except (KeyError, ValueError, OSError, SyntaxError):
+            return None
+        return image, self.target(meta), sample["__key__"]
+
+    def target(self, meta: dict) -> torch.Tensor:
+        target = torch.zeros(len(self.tag_index))
+        for tag in self._tags(meta):
+            if tag in self.tag_index:
+                target[self.tag_index[tag]] = 1.0
+        return target
+
+    def _tags(self, meta: dict) -> list[str]:
+        if not self.sources:
+            return meta.get("tags", [])
+        found = meta.get("tag_sources", {})
+        return [tag for tag, entries in found.items() if any(e.get("source") in self.sources for e in entries)]
+
+    def _image(self, sample: dict) -> torch.Tensor:
+        data = next(sample[ext] for ext in sample if ext in EXTENSIONS)
+        with Image.open(io.BytesIO(data)) as opened:
+            image = upright(opened).convert("RGB")
+        return self.transform(image)
+
+    def transform(self, image: Image.Image) -> torch.Tensor:
+        tensor = F.to_dtype(F.pil_to_tensor(image), torch.float32, scale=True)
+        tensor = F.resize(tensor, [self.image_size, self.image_size], antialias=True)
+        if self.augment:
+            tensor = _flip_and_shift(tensor)
+        return F.normalize(tensor, self.mean, self.std)
+
+
+def _flip_and_shift(image: torch.Tensor, max_shift: float = 0.1) -> torch.Tensor:
+    """A random horizontal flip and a shift of up to `max_shift` of the side, edges reflected."""
+    if random.random() < 0.5:
+        image = F.horizontal_flip(image)
+    size = image.shape[-1]
+    pad = max(1, round(size * max_shift))
+    padded = torch.nn.functional.pad(image[None], (pad, pad, pad, pad), mode="reflect")[0]
+    top, left = random.randint(0, 2 * pad), random.randint(0, 2 * pad)
+    return padded[:, top:top + size, left:left + size]
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor
+    targets: torch.Tensor
+    keys: list[str]
+    skipped: int  # samples in this batch's stretch of the stream that could not be decoded
+
+
+def collate(items: list) -> Batch | None:
+    usable = [item for item in items if item is not None]
+    skipped = len(items) - len(usable)
+    if not usable:
+        return Batch(torch.empty(0), torch.empty(0), [], skipped)
+    images, targets, keys = zip(*usable)
+    return Batch(torch.stack(images), torch.stack(targets), list(keys), skipped)
+
+
+def make_loader(paths: list[str], decoder: SampleDecoder, batch_size: int, split: str, holdout: float,
+                workers: int = 0, shuffle_seed: int | None = None) -> DataLoader:
+    """Batches of one split; with `shuffle_seed`, shards and samples are shuffled deterministically."""
+    stages = [wds.SimpleShardList(paths)]
+    if shuffle_seed is not None:
+        stages.append(wds.shuffle(len(paths), rng=random.Random(shuffle_seed)))
+    stages += [wds.split_by_worker, wds.tarfile_to_samples(handler=wds.warn_and_continue),
+               wds.select(lambda s: in_split(s["__key__"], split, holdout))]
+    if shuffle_seed is not None:
+        stages.append(wds.shuffle(2000, initial=500, rng=random.Random(shuffle_seed + 1)))
+    stages.append(wds.map(decoder))
+    dataset = wds.DataPipeline(*stages)
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate,
+                      worker_init_fn=_single_thread_worker, persistent_workers=False)
+
+
+def _single_thread_worker(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def iterate_batches(loader: DataLoader) -> Iterator[Batch]:
+    for batch in loader:
+        if batch is not None:
+            yield batch

@@ -1,0 +1,136 @@
+"""Scoring a tagger: predictions over a loader, mAP/F1 metrics, and per-tag threshold calibration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.metrics import average_precision_score, precision_recall_curve
+
+from tagmill.model.data import iterate_batches
+from tagmill.model.tagger import Tagger
+
+
+@dataclass
+class Predictions:
+    scores: np.ndarray  # (samples, tags), sigmoid probabilities
+    targets: np.ndarray  # (samples, tags), 0/1
+    keys: list[str]
+    skipped: int  # samples that could not be decoded
+
+
+@torch.no_grad()
+def predict(model: Tagger, loader, device: torch.device, autocast: bool = False) -> Predictions:
+    model.eval()
+    scores, targets, keys, skipped = [], [], [], 0
+    for batch in iterate_batches(loader):
+        skipped += batch.skipped
+        if not batch.keys:
+            continue
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(batch.images.to(device, non_blocking=True))
+        scores.append(torch.sigmoid(logits.float()).cpu().numpy())
+        targets.append(batch.targets.numpy())
+        keys.extend(batch.keys)
+    if not keys:
+        return Predictions(np.zeros((0, model.num_tags)), np.zeros((0, model.num_tags)), [], skipped)
+    return Predictions(np.concatenate(scores), np.concatenate(targets), keys, skipped)
+
+
+def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over tags with at least one positive of their average precision."""
+    present = targets.sum(axis=0) > 0
+    if not present.any():
+        return float("nan")
+    return float(average_precision_score(targets[:, present], scores[:, present], average="macro"))
+
+
+def tag_metrics(scores: np.ndarray, targets: np.ndarray, thresholds: np.ndarray, tags: list[str]) -> dict:
+    """mAP, micro/macro F1, micro precision and recall at the given thresholds, and a per-tag table."""
+    predicted = scores >= thresholds[None, :]
+    true_pos = (predicted & (targets > 0)).sum(axis=0)
+    pred_pos = predicted.sum(axis=0)
+    real_pos = (targets > 0).sum(axis=0)
+    precision = _ratio(true_pos.sum(), pred_pos.sum())
+    recall = _ratio(true_pos.sum(), real_pos.sum())
+    per_tag = [_tag_row(tags[i], scores[:, i], targets[:, i], true_pos[i], pred_pos[i], real_pos[i], thresholds[i])
+               for i in range(len(tags))]
+    with_support = [row["f1"] for row in per_tag if row["support"] > 0]
+    return {"mAP": mean_average_precision(scores, targets), "micro_f1": _f1(precision, recall),
+            "macro_f1": float(np.mean(with_support)) if with_support else float("nan"),
+            "precision": precision, "recall": recall, "samples": int(len(scores)), "per_tag": per_tag}
+
+
+def _tag_row(tag, scores, targets, true_pos, pred_pos, real_pos, threshold) -> dict:
+    precision, recall = _ratio(true_pos, pred_pos), _ratio(true_pos, real_pos)
+    ap = float(average_precision_score(targets, scores)) if real_pos > 0 else float("nan")
+    return {"tag": tag, "ap": ap, "precision": precision, "recall": recall, "f1": _f1(precision, recall),
+            "support": int(real_pos), "predicted": int(pred_pos), "threshold": float(threshold)}
+
+
+def calibrate_thresholds(scores: np.ndarray, targets: np.ndarray, default: float, min_support: int = 5,
+                         bounds: tuple[float, float] = (0.05, 0.95)) -> np.ndarray:
+    """Per tag, the threshold of best F1 on held-out data; tags with fewer than `min_support`
+    positives keep `default`, and every threshold stays within `bounds`."""
+    thresholds = np.full(scores.shape[1], default, dtype=np.float32)
+    for i in range(scores.shape[1]):
+        if targets[:, i].sum() >= min_support:
+            thresholds[i] = np.clip(_best_f1_threshold(scores[:, i], targets[:, i]), *bounds)
+    return thresholds
+
+
+def _best_f1_threshold(scores: np.ndarray, targets: np.ndarray) -> float:
+    precision, recall, candidates = precision_recall_curve(targets, scores)
+    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+    return float(candidates[int(np.argmax(f1))])
+
+
+def _ratio(a, b) -> float:
+    return float(a) / float(b) if b else 0.0
+
+
+def _f1(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def evaluate_checkpoint(model_dir: str, shards: str, truth: str | None = None, split: str = "all",
+                        holdout: float = 0.1, batch_size: int = 128, workers: int = 0) -> dict:
+    """Metrics of a saved tagger on shards, against the shards' own tags or a truth.jsonl.
+
+    The held-out share is the one the model was trained with, when its checkpoint records it.
+    """
+    from tagmill.model.checkpoint import load_tagger, read_meta
+    from tagmill.model.data import SampleDecoder, make_loader, shard_paths
+
+    model, tags = load_tagger(model_dir)
+    holdout = read_meta(model_dir).get("train", {}).get("config", {}).get("holdout", holdout)
+    config = model.config
+    decoder = SampleDecoder({t: i for i, t in enumerate(tags)}, config.image_size, config.mean, config.std)
+    loader = make_loader(shard_paths(shards), decoder, batch_size, split, holdout, workers)
+    found = predict(model, loader, torch.device("cpu"))
+    if truth:
+        found = _against_truth(found, truth, tags)
+    result = tag_metrics(found.scores, found.targets, model.thresholds.numpy(), tags)
+    result["skipped_samples"] = found.skipped
+    return result
+
+
+def _against_truth(found: Predictions, truth_path: str, tags: list[str]) -> Predictions:
+    import json
+
+    truth = {}
+    with open(truth_path, encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            truth[str(row.get("key", row.get("id")))] = row["tags"]
+    index = {t: i for i, t in enumerate(tags)}
+    if not any(tag in index for row in truth.values() for tag in row):
+        raise ValueError(f"none of the tags in {truth_path} is in the model's vocabulary")
+    rows = [i for i, key in enumerate(found.keys) if key in truth]
+    targets = np.zeros((len(rows), len(tags)), dtype=np.float32)
+    for row, i in enumerate(rows):
+        for tag in truth[found.keys[i]]:
+            if tag in index:
+                targets[row, index[tag]] = 1.0
+    return Predictions(found.scores[rows], targets, [found.keys[i] for i in rows], found.skipped)

@@ -1,0 +1,231 @@
+"""The one training loop: shards in, a calibrated tagger checkpoint out, resumable after a crash."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from timm.loss import AsymmetricLossMultiLabel
+from torch import nn
+from tqdm import tqdm
+
+from tagmill.engine.config import build_dataclass, read_mapping
+from tagmill.model.checkpoint import load_training_state, save_tagger, save_training_state
+from tagmill.model.config import ModelConfig, model_config
+from tagmill.model.data import SampleDecoder, iterate_batches, make_loader, shard_paths
+from tagmill.model.evaluate import calibrate_thresholds, predict, tag_metrics
+from tagmill.model.tagger import Tagger
+from tagmill.model.vocabulary import count_split, shard_vocabulary
+
+log = logging.getLogger(__name__)
+STATE_DIR = "checkpoints/last"
+
+
+@dataclass
+class LossConfig:
+    gamma_neg: float = 7.0  # RAM's asymmetric loss settings
+    gamma_pos: float = 0.0
+    clip: float = 0.05
+
+
+@dataclass
+class TrainConfig:
+    model: str = "tiny"  # a registered architecture or a model config file
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 50
+    accumulate: int = 1  # gradient accumulation steps per optimizer step
+    bf16: bool = True  # autocast to bfloat16 on CUDA
+    device: str = "auto"  # auto, cpu, cuda
+    workers: int = 2  # data loader processes
+    holdout: float = 0.1  # share of samples held out for metrics and threshold calibration
+    seed: int = 0
+    checkpoint_every: int = 200  # optimizer steps between resumable checkpoints
+    target_sources: list[str] = field(default_factory=list)  # empty: the final tags; else e.g. ["parsed"]
+    text_encoder: str | None = None  # CLIP for models with text queries (see tagmill.model.clip)
+    min_support: int = 5  # held-out positives a tag needs for its own threshold
+    augment: bool = True  # random flips and shifts of training images
+    loss: LossConfig = field(default_factory=LossConfig)
+
+
+def load_train_config(path: str | Path | None, overrides: dict | None = None) -> TrainConfig:
+    data = read_mapping(path) if path else {}
+    data.update(overrides or {})
+    return build_dataclass(TrainConfig, data, "train")
+
+
+class TaggerWithLoss(nn.Module):
+    """Model and loss together, so the loop does not know which loss it runs."""
+
+    def __init__(self, model: Tagger, loss: nn.Module):
+        super().__init__()
+        self.model, self.loss = model, loss
+
+    def forward(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.loss(self.model(images).float(), targets)
+
+
+def pick_device(requested: str) -> torch.device:
+    """The requested device; asking for CUDA where there is none falls back to the CPU, loudly."""
+    if requested in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    if requested == "cuda":
+        log.warning("device 'cuda' was asked for but no CUDA GPU is available: running on the CPU")
+    return torch.device("cpu")
+
+
+def train(shards: str | Path, out_dir: str | Path, config: TrainConfig) -> dict:
+    """Train (or resume) a tagger on the shards; writes the checkpoint, metrics.jsonl and train.json."""
+    torch.manual_seed(config.seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = shard_paths(shards)
+    tags = shard_vocabulary(paths)
+    device = pick_device(config.device)
+    model = _new_model(model_config(config.model), tags, config).to(device)
+    run = _Run(config, model, paths, tags, device, out)
+    run.fit()
+    return run.finish()
+
+
+def _new_model(architecture: ModelConfig, tags: list[str], config: TrainConfig) -> Tagger:
+    text = None
+    if architecture.head.queries == "text":
+        from tagmill.model.clip import text_embeddings
+
+        if not config.text_encoder:
+            raise ValueError(f"model {architecture.name!r} scores tags by their text: set text_encoder")
+        text = text_embeddings(config.text_encoder, tags)
+    return Tagger(architecture, len(tags), text)
+
+
+class _Run:
+    """One training run's state: model, optimizer, schedule, data, and where it writes."""
+
+    def __init__(self, config: TrainConfig, model: Tagger, paths: list[str], tags: list[str],
+                 device: torch.device, out: Path):
+        self.config, self.model, self.paths, self.tags, self.device, self.out = config, model, paths, tags, device, out
+        loss = AsymmetricLossMultiLabel(gamma_neg=config.loss.gamma_neg, gamma_pos=config.loss.gamma_pos,
+                                        clip=config.loss.clip)
+        self.wrapped = TaggerWithLoss(model, loss)
+        self.optimizer = torch.optim.AdamW(_parameter_groups(model, config.weight_decay), lr=config.lr)
+        self.train_samples = count_split(paths, "train", config.holdout)
+        if self.train_samples == 0:
+            raise ValueError(f"no training samples in {len(paths)} shards")
+        steps_per_epoch = math.ceil(self.train_samples / (config.batch_size * config.accumulate))
+        self.total_steps = steps_per_epoch * config.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _warmup_cosine(config.warmup_steps,
+                                                                                          self.total_steps))
+        self.state = {"epoch": 0, "batches_done": 0, "step": 0, "skipped": 0}
+        self._resume()
+
+    def _decoder(self, train: bool) -> SampleDecoder:
+        architecture = self.model.config
+        return SampleDecoder({t: i for i, t in enumerate(self.tags)}, architecture.image_size, architecture.mean,
+                             architecture.std, tuple(self.config.target_sources), augment=train and self.config.augment)
+
+    def _resume(self) -> None:
+        folder = self.out / STATE_DIR
+        if not (folder / "state.json").is_file():
+            return
+        from safetensors.torch import load_file
+
+        self.model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        self.state = load_training_state(folder, self.optimizer, self.scheduler)
+        log.warning("resuming from %s at epoch %d, step %d", folder, self.state["epoch"], self.state["step"])
+
+    def fit(self) -> None:
+        for epoch in range(self.state["epoch"], self.config.epochs):
+            self._epoch(epoch)
+            metrics = self._evaluate(epoch)
+            self.state.update(epoch=epoch + 1, batches_done=0)
+            self._checkpoint()
+            with open(self.out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(metrics) + "\n")
+
+    def _epoch(self, epoch: int) -> None:
+        self.model.train()
+        loader = make_loader(self.paths, self._decoder(train=True), self.config.batch_size, "train",
+                             self.config.holdout, self.config.workers, shuffle_seed=self.config.seed * 1000 + epoch)
+        bar = tqdm(total=self.train_samples, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="img",
+                   mininterval=1.0, disable=None)
+        started = time.perf_counter()
+        for index, batch in enumerate(iterate_batches(loader)):
+            bar.update(len(batch.keys))
+            if index < self.state["batches_done"]:
+                continue  # already trained on before the interruption
+            loss = self._step(batch, index)
+            bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{bar.n / (time.perf_counter() - started):.0f}")
+        bar.close()
+
+    def _step(self, batch, index: int) -> float:
+        autocast = self.config.bf16 and self.device.type == "cuda"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+            loss = self.wrapped(batch.images.to(self.device), batch.targets.to(self.device))
+        (loss / self.config.accumulate).backward()
+        self.state["batches_done"] = index + 1
+        self.state["skipped"] += batch.skipped
+        if (index + 1) % self.config.accumulate == 0:
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
+            self.state["step"] += 1
+            if self.state["step"] % self.config.checkpoint_every == 0:
+                self._checkpoint()
+        return float(loss.detach())
+
+    def _checkpoint(self) -> None:
+        folder = self.out / STATE_DIR
+        save_tagger(self.model, folder, self.tags)
+        save_training_state(folder, self.optimizer, self.scheduler, self.state)
+
+    def _holdout_predictions(self):
+        loader = make_loader(self.paths, self._decoder(train=False), self.config.batch_size * 2, "holdout",
+                             self.config.holdout, self.config.workers)
+        autocast = self.config.bf16 and self.device.type == "cuda"
+        return predict(self.model, loader, self.device, autocast)
+
+    def _evaluate(self, epoch: int) -> dict:
+        found = self._holdout_predictions()
+        metrics = tag_metrics(found.scores, found.targets, self.model.thresholds.cpu().numpy(), self.tags)
+        metrics.pop("per_tag")
+        return {"epoch": epoch + 1, "step": self.state["step"], "lr": self.scheduler.get_last_lr()[0], **metrics}
+
+    def finish(self) -> dict:
+        """Calibrate thresholds on the held-out split, write the final checkpoint and its summary."""
+        found = self._holdout_predictions()
+        thresholds = calibrate_thresholds(found.scores, found.targets, self.model.config.default_threshold,
+                                          self.config.min_support)
+        self.model.thresholds.copy_(torch.from_numpy(thresholds))
+        metrics = tag_metrics(found.scores, found.targets, thresholds, self.tags)
+        summary = {"holdout": {k: v for k, v in metrics.items() if k != "per_tag"}, "tags": len(self.tags),
+                   "train_samples": self.train_samples, "skipped_samples": self.state["skipped"],
+                   "steps": self.state["step"], "config": asdict(self.config)}
+        save_tagger(self.model, self.out, self.tags, {"train": summary})
+        (self.out / "train.json").write_text(json.dumps(summary, indent=1) + "\n")
+        return summary
+
+
+def _parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """No weight decay on biases, norms and the label queries."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        (no_decay if parameter.ndim < 2 or "queries.learned" in name else decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _warmup_cosine(warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(warmup, 1)
+        progress = (step - warmup) / max(total - warmup, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return factor
+

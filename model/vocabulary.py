@@ -1,0 +1,32 @@
+"""What a shard set holds, read from the Parquet files beside the tars: its tags and its sample ids."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from tagmill.model.data import ShardError, in_split
+
+
+def shard_vocabulary(paths: list[str]) -> list[str]:
+    """The run's vocab.json next to the shards folder when there is one, else every tag the shards hold."""
+    vocab_file = Path(paths[0]).parent.parent / "vocab.json"
+    if vocab_file.is_file():
+        return list(json.loads(vocab_file.read_text())["tags"])
+    tags = sorted({tag for path in paths for row in _column(path, "tags") for tag in row})
+    if not tags:
+        raise ShardError(f"the shards at {Path(paths[0]).parent} hold no tags to train on")
+    return tags
+
+
+def count_split(paths: list[str], split: str, holdout: float) -> int:
+    return sum(in_split(key, split, holdout) for path in paths for key in _column(path, "id"))
+
+
+def _column(tar_path: str, name: str) -> list:
+    table_path = Path(tar_path).with_suffix(".parquet")
+    if not table_path.is_file():
+        raise ShardError(f"{tar_path} has no {table_path.name} beside it (write shards with `tagmill run`)")
+    return pq.read_table(table_path, columns=[name]).column(name).to_pylist()
