@@ -68,7 +68,7 @@ class SampleDecoder:
         try:
             meta = json.loads(sample["json"])
             image = self._image(sample)
-        except (KeyError, ValueError, OSError, SyntaxError):
+        except (KeyError, ValueError, OSError, SyntaxError, AttributeError):
             return None
         return image, self.target(meta), sample["__key__"]
 
@@ -86,7 +86,9 @@ class SampleDecoder:
         return [tag for tag, entries in found.items() if any(e.get("source") in self.sources for e in entries)]
 
     def _image(self, sample: dict) -> torch.Tensor:
-        data = next(sample[ext] for ext in sample if ext in EXTENSIONS)
+        data = next((sample[ext] for ext in sample if ext in EXTENSIONS), None)
+        if data is None:
+            raise ValueError("the sample has no image")
         with Image.open(io.BytesIO(data)) as opened:
             image = upright(opened).convert("RGB")
         return self.transform(image)
@@ -118,8 +120,20 @@ class Batch:
     skipped: int  # samples in this batch's stretch of the stream that could not be decoded
 
 
-def collate(items: list) -> Batch | None:
-    usable = [item for item in items if item is not None]
+SKIPPED = "skipped"  # stands in for an undecodable sample, which webdataset's map would drop unseen
+
+
+@dataclass
+class _MarkSkipped:
+    decoder: SampleDecoder
+
+    def __call__(self, sample: dict):
+        decoded = self.decoder(sample)
+        return SKIPPED if decoded is None else decoded
+
+
+def collate(items: list) -> Batch:
+    usable = [item for item in items if item is not None and not isinstance(item, str)]
     skipped = len(items) - len(usable)
     if not usable:
         return Batch(torch.empty(0), torch.empty(0), [], skipped)
@@ -137,7 +151,7 @@ def make_loader(paths: list[str], decoder: SampleDecoder, batch_size: int, split
                wds.select(lambda s: in_split(s["__key__"], split, holdout))]
     if shuffle_seed is not None:
         stages.append(wds.shuffle(2000, initial=500, rng=random.Random(shuffle_seed + 1)))
-    stages.append(wds.map(decoder))
+    stages.append(wds.map(_MarkSkipped(decoder)))
     dataset = wds.DataPipeline(*stages)
     return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate,
                       worker_init_fn=_single_thread_worker, persistent_workers=False)
@@ -148,6 +162,4 @@ def _single_thread_worker(_: int) -> None:
 
 
 def iterate_batches(loader: DataLoader) -> Iterator[Batch]:
-    for batch in loader:
-        if batch is not None:
-            yield batch
+    yield from loader

@@ -119,7 +119,7 @@ class _Run:
         self.train_samples = count_split(paths, "train", config.holdout)
         if self.train_samples == 0:
             raise ValueError(f"no training samples in {len(paths)} shards")
-        steps_per_epoch = math.ceil(self.train_samples / (config.batch_size * config.accumulate))
+        steps_per_epoch = math.ceil(math.ceil(self.train_samples / config.batch_size) / config.accumulate)
         self.total_steps = steps_per_epoch * config.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _warmup_cosine(config.warmup_steps,
                                                                                           self.total_steps))
@@ -163,6 +163,8 @@ class _Run:
                 continue  # already trained on before the interruption
             loss = self._step(batch, index)
             bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{bar.n / (time.perf_counter() - started):.0f}")
+        if self.state["batches_done"] % self.config.accumulate:
+            self._optimizer_step()  # the epoch's last, partial accumulation group
         bar.close()
 
     def _step(self, batch, index: int) -> float:
@@ -173,13 +175,16 @@ class _Run:
         self.state["batches_done"] = index + 1
         self.state["skipped"] += batch.skipped
         if (index + 1) % self.config.accumulate == 0:
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scheduler.step()
-            self.state["step"] += 1
-            if self.state["step"] % self.config.checkpoint_every == 0:
-                self._checkpoint()
+            self._optimizer_step()
         return float(loss.detach())
+
+    def _optimizer_step(self) -> None:
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.state["step"] += 1
+        if self.state["step"] % self.config.checkpoint_every == 0:
+            self._checkpoint()
 
     def _checkpoint(self) -> None:
         folder = self.out / STATE_DIR

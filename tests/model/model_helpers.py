@@ -1,0 +1,81 @@
+"""Small builders shared by the model tests: taggers, images, shard samples and tar shards."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+from tagmill.model.config import model_config
+from tagmill.model.tagger import Tagger
+
+TEXT_DIM = 32
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One intra-op thread: on a small shared CPU more threads only contend."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def build_tagger(name: str, num_tags: int = 6, seed: int = 0) -> Tagger:
+    """A registered architecture with random text embeddings where it scores tags by their text."""
+    torch.manual_seed(seed)
+    config = model_config(name)
+    text = torch.randn(num_tags, TEXT_DIM) if config.head.queries == "text" else None
+    return Tagger(config, num_tags, text)
+
+
+def images(model: Tagger, batch: int = 2, seed: int = 1) -> torch.Tensor:
+    size = model.config.image_size
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def jpeg_bytes(size=(40, 30), color=(255, 255, 255), mode="RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, color).save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def png_bytes(size=(20, 20), mode="RGBA", color=(0, 0, 255, 128)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def shard_json(tags: list[str], sources: dict[str, list[str]] | None = None) -> bytes:
+    """A shard sample's JSON as the pipeline writes it: final tags and, per tag, where it came from."""
+    sources = sources or {tag: ["parsed"] for tag in tags}
+    tag_sources = {tag: [{"source": source, "caption": 0} for source in found] for tag, found in sources.items()}
+    return json.dumps({"tags": tags, "tag_sources": tag_sources}).encode()
+
+
+def sample(key: str, tags: list[str], image: bytes | None = None, ext: str = "jpg",
+           sources: dict[str, list[str]] | None = None) -> dict:
+    """A sample as webdataset reads it from a shard: the key and raw bytes per extension."""
+    found = {"__key__": key, "json": shard_json(tags, sources)}
+    if image is not None:
+        found[ext] = image
+    return found
+
+
+def write_tar(path: Path, members: dict[str, bytes]) -> Path:
+    """A tar of `name -> bytes` members, with a Parquet table of the sample ids beside it."""
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    ids = sorted({name.split(".", 1)[0] for name in members})
+    pq.write_table(pa.table({"id": ids}), path.with_suffix(".parquet"))
+    return path
