@@ -28,6 +28,8 @@ class HeadConfig:
     heads: int = 4
     queries: str = "learned"  # "learned" per tag, or "text": projected CLIP text embeddings (open-set)
     dropout: float = 0.1
+    encoder_grad_scale: float = 0.1  # share of the head's gradient that reaches the encoder
+    pooled_branch: bool = True  # add a per-tag linear score of the pooled image features
 
 
 @dataclass

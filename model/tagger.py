@@ -2,7 +2,8 @@
 
 Each tag is a query that attends to the image tokens through a few cross-attention layers (no
 self-attention between labels, as in RAM's head, so thousands of tags stay affordable); a weight
-vector per tag (Query2Label's group-wise linear) turns each query into its logit. Queries and
+vector per tag (Query2Label's group-wise linear) turns each query into its logit, to which a
+per-tag linear score of the pooled image features is added. Queries and
 weights are learned per tag, or projections of CLIP text embeddings of the tag names, which makes
 the tagger open-set: a tag never seen in training is scored from its name's embedding, and
 `add_tags` extends a trained model.
@@ -98,6 +99,7 @@ class Tagger(nn.Module):
         self.norm = nn.LayerNorm(head.dim)
         self.classifier = LabelQueries(num_tags, head.dim, text_embeddings)  # a weight vector per tag, like its query
         self.bias = nn.Parameter(torch.zeros(num_tags))
+        self.pooled = LabelQueries(num_tags, self.encoder.dim, text_embeddings) if head.pooled_branch else None
         self.register_buffer("thresholds", torch.full((num_tags,), config.default_threshold))
 
     @property
@@ -105,16 +107,34 @@ class Tagger(nn.Module):
         return len(self.thresholds)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        tokens = self.project_tokens(self.encoder(images))
+        features = self.encoder(images)
+        tokens = self.project_tokens(_scale_gradient(features, self.config.head.encoder_grad_scale))
         queries = self.queries().unsqueeze(0).expand(images.shape[0], -1, -1)
         for layer in self.layers:
             queries = layer(queries, tokens)
-        return (self.norm(queries) * self.classifier()).sum(-1) + self.bias
+        logits = (self.norm(queries) * self.classifier()).sum(-1) + self.bias
+        if self.pooled is not None:
+            logits = logits + features.mean(dim=1) @ self.pooled().T
+        return logits
 
     def add_tags(self, count: int, text_embeddings: torch.Tensor | None = None) -> None:
         """Score `count` more tags (appended at the end), at the default threshold until calibrated."""
         self.queries.extend(text_embeddings, count)
         self.classifier.extend(text_embeddings, count)
+        if self.pooled is not None:
+            self.pooled.extend(text_embeddings, count)
         self.bias = nn.Parameter(torch.cat([self.bias.data, torch.zeros(count, device=self.bias.device)]))
         extra = torch.full((count,), self.config.default_threshold, device=self.thresholds.device)
         self.thresholds = torch.cat([self.thresholds, extra])
+
+
+def _scale_gradient(features: torch.Tensor, scale: float) -> torch.Tensor:
+    """The same values, with only `scale` of the gradient flowing back.
+
+    Trained from scratch together with the encoder, the label-query head's gradient drowns the
+    encoder's slower features (shapes, on the synthetic world) under the easy ones (colours); the
+    pooled branch trains the encoder at full strength and the head learns on top of it.
+    """
+    if scale == 1.0:
+        return features
+    return features * scale + features.detach() * (1.0 - scale)
