@@ -66,9 +66,7 @@ class RunConfig:
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
     """The config file (or the defaults) with `a.b=value` overrides applied, checked."""
-    data = read_mapping(path) if path else {}
-    for override in overrides:
-        _apply_override(data, override)
+    data = apply_overrides(read_mapping(path) if path else {}, overrides)
     config = build_dataclass(RunConfig, data, "")
     _validate(config)
     return config
@@ -88,6 +86,13 @@ def read_mapping(path: str | Path) -> dict:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must be a mapping of settings")
+    return data
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """`a.b=value` settings (values read as YAML) written into a config mapping."""
+    for override in overrides:
+        _apply_override(data, override)
     return data
 
 

@@ -14,7 +14,7 @@ from timm.loss import AsymmetricLossMultiLabel
 from torch import nn
 from tqdm import tqdm
 
-from tagmill.engine.config import build_dataclass, read_mapping
+from tagmill.engine.config import apply_overrides, build_dataclass, read_mapping
 from tagmill.model.checkpoint import load_training_state, save_tagger, save_training_state
 from tagmill.model.config import ModelConfig, model_config
 from tagmill.model.data import SampleDecoder, iterate_batches, make_loader, shard_paths
@@ -55,9 +55,9 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
 
 
-def load_train_config(path: str | Path | None, overrides: dict | None = None) -> TrainConfig:
-    data = read_mapping(path) if path else {}
-    data.update(overrides or {})
+def load_train_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
+    """A training config file (or the defaults) with `a.b=value` overrides."""
+    data = apply_overrides(read_mapping(path) if path else {}, overrides)
     return build_dataclass(TrainConfig, data, "train")
 
 

@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-import yaml
-
 from tagmill.engine.captions import check_captions
 from tagmill.engine.config import ConfigError
 from tagmill.engine.mine import TermCounter, select_vocabulary
@@ -189,11 +187,7 @@ def _add_train(commands) -> None:
 def _train(args) -> None:
     from tagmill.model.train import load_train_config, train
 
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        overrides[key] = yaml.safe_load(value)
-    summary = train(args.shards, args.out, load_train_config(args.config, overrides))
+    summary = train(args.shards, args.out, load_train_config(args.config, args.set))
     holdout = summary["holdout"]
     print(f"trained on {summary['train_samples']} samples: held-out mAP {holdout['mAP']:.3f}, "
           f"micro F1 {holdout['micro_f1']:.3f}; model in {args.out}")

@@ -29,7 +29,8 @@ SETTINGS = {"workers": 0, "batch_size": BATCH, "checkpoint_every": 5, "holdout":
 
 
 def _config(epochs: int = 1, **more):
-    return load_train_config(TINY_YAML, {"epochs": epochs, **SETTINGS, **more})
+    settings = {"epochs": epochs, **SETTINGS, **more}
+    return load_train_config(TINY_YAML, [f"{key}={json.dumps(value)}" for key, value in settings.items()])
 
 
 def _lines(path: Path) -> list[dict]:
