@@ -80,7 +80,8 @@ def _tasks(path: str, samples_per_shard: int) -> list[ShardTask]:
 
 
 def _tar_tasks(paths: list[str]) -> list[ShardTask]:
-    return [ShardTask(i, "tar", p, size=len(_tar_groups(p))) for i, p in enumerate(paths)]
+    """One task per tar; its size is counted with its ids, in `_mark_duplicates`."""
+    return [ShardTask(i, "tar", p) for i, p in enumerate(paths)]
 
 
 def _chunk(path: str, kind: str, total: int, per_shard: int, offsets: list[int] | None = None) -> list[ShardTask]:
@@ -109,17 +110,20 @@ def _count_rows(path: Path) -> int:
 
 
 def _mark_duplicates(tasks: list[ShardTask]) -> list[ShardTask]:
+    """Each task with the positions whose id appeared earlier, and (tars) its record count: one read of the ids."""
     seen: set[str] = set()
     marked = []
     for task in tasks:
+        ids = list(_ids(task))
         duplicates = []
-        for position, sample_id in enumerate(_ids(task)):
+        for position, sample_id in enumerate(ids):
             if sample_id is None:
                 continue
             if sample_id in seen:
                 duplicates.append(position)
             seen.add(sample_id)
-        marked.append(dataclasses.replace(task, duplicates=tuple(duplicates)))
+        size = len(ids) if task.kind == "tar" else task.size
+        marked.append(dataclasses.replace(task, size=size, duplicates=tuple(duplicates)))
     return marked
 
 
