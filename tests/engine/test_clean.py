@@ -1,0 +1,92 @@
+"""Each cleaning rule on hand-made scores and embeddings with a known answer."""
+
+import numpy as np
+import pytest
+
+from tagmill.engine.clean import (Candidate, CleanRules, OutlierRuleConfig, Rule, SimilarityRuleConfig,
+                                  TagClusters, TagStatistics, centroid_distances, decide, fit_clusters,
+                                  fit_tag_statistics, sample_priority, similarity_threshold)
+
+
+def test_fixed_similarity_threshold_is_used_as_given():
+    assert similarity_threshold(np.array([0.1, 0.9]), SimilarityRuleConfig(threshold=0.25)) == 0.25
+
+
+def test_calibrated_threshold_sits_below_the_bulk_and_above_the_stragglers():
+    rng = np.random.default_rng(0)
+    true = rng.normal(0.30, 0.01, size=200)
+    noise = rng.normal(0.10, 0.01, size=20)
+    threshold = similarity_threshold(np.concatenate([true, noise]), SimilarityRuleConfig(deviations=3.0))
+    assert noise.max() < threshold < true.min()
+
+
+def test_few_samples_fall_back_to_the_floor():
+    config = SimilarityRuleConfig(floor=0.05, min_samples=20)
+    assert similarity_threshold(np.array([0.3, 0.31, 0.02]), config) == 0.05
+
+
+def test_kmeans_cutoff_drops_the_farthest_share():
+    rng = np.random.default_rng(1)
+    centre = rng.standard_normal(16).astype(np.float32)
+    points = centre + 0.05 * rng.standard_normal((200, 16)).astype(np.float32)
+    centroids, cutoff = fit_clusters(points, OutlierRuleConfig(clusters=1, drop_fraction=0.1), seed=0)
+    distances = centroid_distances(points, centroids)
+    assert np.mean(distances > cutoff) == pytest.approx(0.1, abs=0.01)
+    stranger = -centre[None, :]  # the opposite direction: as far as cosine distance goes
+    assert centroid_distances(stranger, centroids)[0] > 1.5 > cutoff
+
+
+def test_two_clusters_keep_both_modes():
+    rng = np.random.default_rng(2)
+    a, b = np.eye(8, dtype=np.float32)[0], np.eye(8, dtype=np.float32)[1]
+    points = np.concatenate([a + 0.02 * rng.standard_normal((100, 8)), b + 0.02 * rng.standard_normal((100, 8))])
+    centroids, cutoff = fit_clusters(points.astype(np.float32), OutlierRuleConfig(clusters=2), seed=0)
+    assert centroid_distances(np.stack([a, b]), centroids).max() < cutoff  # both modes are inliers
+    between = (a + b)[None, :]
+    assert centroid_distances(between, centroids)[0] > cutoff
+
+
+def test_tag_clusters_score_pairs_like_the_single_tag_function():
+    rng = np.random.default_rng(3)
+    rules = CleanRules(outliers=OutlierRuleConfig(clusters=3, min_samples=40))
+    samples = {tag: rng.standard_normal((60 + 10 * i, 8)).astype(np.float32) for i, tag in enumerate("abc")}
+    statistics = {tag: fit_tag_statistics(np.zeros(len(x)), x, rules) for tag, x in samples.items()}
+    statistics["rare"] = fit_tag_statistics(np.zeros(3), samples["a"][:3], rules)  # too few: not clustered
+    images = rng.standard_normal((5, 8)).astype(np.float32)
+    rows, tags = np.array([0, 1, 2, 3, 4, 4]), ["a", "b", "c", "a", "rare", "c"]
+    got = TagClusters(statistics).distances(images, rows, tags)
+    for i, (row, tag) in enumerate(zip(rows, tags)):
+        if tag == "rare":
+            assert np.isnan(got[i])
+        else:
+            assert got[i] == pytest.approx(centroid_distances(images[row:row + 1], statistics[tag].centroids)[0],
+                                           abs=1e-5)
+
+
+def test_rules_fire_in_order_and_record_score_and_threshold():
+    rules = CleanRules(support=CleanRules().support)
+    stats = {"cat": TagStatistics(similarity_threshold=0.2, centroids=np.eye(2, dtype=np.float32), cutoff=0.3)}
+    candidates = [
+        Candidate("cat", parsed=True, tagger=0.01, clip=0.1, outlier=0.9),  # no support comes first
+        Candidate("dog", parsed=False, tagger=0.01),  # generated tags are not judged by support
+    ]
+    drops = decide(candidates, stats, rules)
+    assert [(d.tag, d.rule, d.score, d.threshold) for d in drops] == [("cat", Rule.SUPPORT, 0.01, 0.05)]
+    assert decide([Candidate("cat", True, 0.9, clip=0.1)], stats, rules)[0].rule == Rule.SIMILARITY
+    assert decide([Candidate("cat", True, 0.9, clip=0.5, outlier=0.4)], stats, rules)[0].rule == Rule.OUTLIER
+    assert decide([Candidate("cat", True, 0.9, clip=0.5, outlier=0.1)], stats, rules) == []
+
+
+def test_switched_off_rules_never_fire():
+    rules = CleanRules()
+    rules.support.enabled = False
+    assert decide([Candidate("cat", parsed=True, tagger=0.0)], {}, rules) == []
+    rules.similarity.enabled = rules.outliers.enabled = False
+    stats = fit_tag_statistics(np.array([0.1] * 50), np.ones((50, 4), dtype=np.float32), rules)
+    assert stats.similarity_threshold is None and stats.centroids is None
+
+
+def test_sample_priority_is_stable_and_spread():
+    assert sample_priority("a", "cat", 0) == sample_priority("a", "cat", 0)
+    assert sample_priority("a", "cat", 0) != sample_priority("a", "cat", 1)
+    assert len({sample_priority(str(i), "cat", 0) for i in range(1000)}) == 1000
