@@ -13,7 +13,9 @@ from typing import Any
 
 import yaml
 
-KNOWN_STAGES = ("parse",)
+from tagmill.engine.clean import CleanRules
+
+KNOWN_STAGES = ("parse", "generate", "clean")  # in the order they run
 
 
 class ConfigError(ValueError):
@@ -42,6 +44,25 @@ class ParseConfig:
 
 
 @dataclass
+class GenerateConfig:
+    model: str | None = None  # a tagger checkpoint folder (`tagmill train --out`), on storage every worker reads
+    device: str = "auto"  # auto, cpu, cuda (asking for cuda without one falls back to the CPU, with a warning)
+    batch_size: int = 64
+    cpu_threads: int = 1  # torch threads per worker process on the CPU
+    bf16: bool = True  # autocast on CUDA
+
+
+@dataclass
+class CleanConfig:
+    clip: str | None = None  # open_clip ARCH[:weights file], or a `tagmill train-clip` folder
+    prompts: list[str] = field(default_factory=lambda: ["a photo of a {}."])  # tag-text templates, averaged
+    device: str = "auto"
+    batch_size: int = 64
+    cpu_threads: int = 1
+    rules: CleanRules = field(default_factory=CleanRules)
+
+
+@dataclass
 class RunnerConfig:
     name: str = "FnApiRunner"  # Beam runner; FnApiRunner is the embedded default
     workers: int = 1  # FnApiRunner worker processes (multi-process when more than one)
@@ -53,6 +74,8 @@ class RunConfig:
     stages: list[str] = field(default_factory=lambda: ["parse"])
     input: InputConfig = field(default_factory=InputConfig)
     parse: ParseConfig = field(default_factory=ParseConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    clean: CleanConfig = field(default_factory=CleanConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,13 +182,20 @@ def _join(where: str, name: str) -> str:
 
 def _validate(config: RunConfig) -> None:
     unknown = [s for s in config.stages if s not in KNOWN_STAGES]
-    if unknown or not config.stages:
+    if unknown or not config.stages or len(set(config.stages)) != len(config.stages):
         raise ConfigError(f"stages {config.stages} must be a non-empty list of {', '.join(KNOWN_STAGES)}")
+    if "generate" in config.stages and not config.generate.model:
+        raise ConfigError("the generate stage needs generate.model, a tagger checkpoint folder")
+    if "clean" in config.stages and not config.clean.clip:
+        raise ConfigError("the clean stage needs clean.clip, a CLIP model")
     positive = {"input.max_image_pixels": config.input.max_image_pixels,
                 "input.max_caption_chars": config.input.max_caption_chars,
                 "input.samples_per_shard": config.input.samples_per_shard,
                 "parse.mine.size": config.parse.mine.size, "parse.mine.min_count": config.parse.mine.min_count,
-                "runner.workers": config.runner.workers}
+                "runner.workers": config.runner.workers, "generate.batch_size": config.generate.batch_size,
+                "clean.batch_size": config.clean.batch_size, "generate.cpu_threads": config.generate.cpu_threads,
+                "clean.cpu_threads": config.clean.cpu_threads,
+                "clean.rules.sample_per_tag": config.clean.rules.sample_per_tag}
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{key} must be at least 1, not {value}")

@@ -27,6 +27,7 @@ class Reject:
     CAPTION_TOO_LONG = "caption_too_long"
     MEMBER_UNEXPECTED = "member_unexpected"
     TAR_CORRUPT = "tar_corrupt"
+    INFERENCE_FAILED = "inference_failed"
 
 
 class RecordError(ValueError):
@@ -43,7 +44,7 @@ class TagSource:
     """Where one tag of a sample came from: a stage, and what that stage saw."""
 
     tag: str
-    source: str  # "parsed" (later: "generated")
+    source: str  # "parsed" or "generated"
     caption: int = -1  # which caption, for parsed tags
     text: str = ""  # the words that named it
     score: float | None = None
@@ -65,6 +66,8 @@ class Record:
     height: int = 0
     image_format: str = ""
     tags: list[TagSource] = field(default_factory=list)
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # tag -> {"tagger"|"clip"|"outlier": score}
+    dropped: dict[str, dict[str, Any]] = field(default_factory=dict)  # tag -> {"rule", "score", "threshold"}
     reject_reason: str = ""
     reject_message: str = ""
 
@@ -77,8 +80,16 @@ class Record:
         self.image = None  # a reject keeps no payload
         return self
 
-    def tag_names(self) -> list[str]:
+    def candidate_tags(self) -> list[str]:
+        """Every tag some stage proposed, kept or dropped."""
         return sorted({t.tag for t in self.tags})
+
+    def tag_names(self) -> list[str]:
+        """The final tags: proposed and not dropped."""
+        return [tag for tag in self.candidate_tags() if tag not in self.dropped]
+
+    def score(self, tag: str, kind: str, value: float) -> None:
+        self.scores.setdefault(tag, {})[kind] = float(value)
 
 
 # An id becomes a tar member name: no separators, no dots (webdataset splits keys at the first dot),

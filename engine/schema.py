@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from tagmill.engine.records import Record
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-tag scores and the dropped tags with their rule
 
 TAG_SOURCE = pa.struct([
     ("tag", pa.string()),
@@ -19,6 +19,20 @@ TAG_SOURCE = pa.struct([
     ("score", pa.float32()),
 ])
 
+TAG_SCORES = pa.struct([
+    ("tag", pa.string()),
+    ("tagger", pa.float32()),
+    ("clip", pa.float32()),
+    ("outlier", pa.float32()),
+])
+
+TAG_DROP = pa.struct([
+    ("tag", pa.string()),
+    ("rule", pa.string()),
+    ("score", pa.float32()),
+    ("threshold", pa.float32()),
+])
+
 SAMPLES = pa.schema(
     [
         ("id", pa.string()),
@@ -26,6 +40,8 @@ SAMPLES = pa.schema(
         ("captions", pa.list_(pa.string())),
         ("tags", pa.list_(pa.string())),
         ("tag_sources", pa.list_(TAG_SOURCE)),
+        ("tag_scores", pa.list_(TAG_SCORES)),
+        ("dropped", pa.list_(TAG_DROP)),
         ("image_ext", pa.string()),
         ("image_format", pa.string()),
         ("width", pa.int32()),
@@ -51,6 +67,8 @@ def sample_json(record: Record) -> dict[str, Any]:
         "captions": record.captions,
         "tags": record.tag_names(),
         "tag_sources": sources,
+        "scores": record.scores,
+        "dropped": record.dropped,
         "image": {"ext": record.image_ext, "format": record.image_format,
                   "width": record.width, "height": record.height},
         "meta": record.meta,
@@ -70,6 +88,9 @@ def _row(record: Record) -> dict[str, Any]:
         "tags": record.tag_names(),
         "tag_sources": [{"tag": s.tag, "source": s.source, "caption": s.caption, "text": s.text,
                          "score": s.score} for s in record.tags],
+        "tag_scores": [{"tag": tag, **{k: scores.get(k) for k in ("tagger", "clip", "outlier")}}
+                       for tag, scores in sorted(record.scores.items())],
+        "dropped": [{"tag": tag, **drop} for tag, drop in sorted(record.dropped.items())],
         "image_ext": record.image_ext,
         "image_format": record.image_format,
         "width": record.width,

@@ -1,26 +1,48 @@
-"""Tagging a few image files with a saved tagger."""
+"""A saved tagger scoring batches of encoded images: `tagmill tag`, and the pipeline's Generate stage."""
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
+import numpy as np
 import torch
 from PIL import Image
 
 from tagmill.engine.images import upright
 from tagmill.model.checkpoint import load_tagger
 from tagmill.model.data import SampleDecoder
+from tagmill.model.train import pick_device
 
 
-@torch.no_grad()
+class LoadedTagger:
+    """A checkpoint on its device, in eval mode, with the preprocessing its architecture wants."""
+
+    def __init__(self, model_dir: str | Path, device: str = "auto", bf16: bool = True):
+        self.device = pick_device(device)
+        self.model, self.tags = load_tagger(model_dir, self.device)
+        self.model.eval()
+        config = self.model.config
+        self.decoder = SampleDecoder({}, config.image_size, config.mean, config.std)
+        self.thresholds = self.model.thresholds.cpu().numpy()
+        self.autocast = bf16 and self.device.type == "cuda"
+
+    def preprocess(self, encoded: bytes) -> torch.Tensor:
+        with Image.open(io.BytesIO(encoded)) as opened:
+            return self.decoder.transform(upright(opened).convert("RGB"))
+
+    @torch.no_grad()
+    def scores(self, encoded: list[bytes]) -> np.ndarray:
+        """(images, tags) probabilities."""
+        batch = torch.stack([self.preprocess(data) for data in encoded]).to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            logits = self.model(batch)
+        return torch.sigmoid(logits.float()).cpu().numpy()
+
+
 def tag_images(model_dir: str, paths: list[str]) -> list[list[tuple[str, float]]]:
     """Per image, the tags scoring at or above their thresholds, highest first, with their scores."""
-    model, tags = load_tagger(model_dir)
-    config = model.config
-    decoder = SampleDecoder({}, config.image_size, config.mean, config.std)
-    images = []
-    for path in paths:
-        with Image.open(path) as opened:
-            images.append(decoder.transform(upright(opened).convert("RGB")))
-    scores = torch.sigmoid(model(torch.stack(images)))
-    above = scores >= model.thresholds
-    return [sorted(((tags[i], float(row[i])) for i in range(len(tags)) if hit[i]), key=lambda x: -x[1])
-            for row, hit in zip(scores, above)]
+    tagger = LoadedTagger(model_dir, device="cpu")
+    scores = tagger.scores([Path(path).read_bytes() for path in paths])
+    return [sorted(((tagger.tags[i], float(row[i])) for i in np.flatnonzero(row >= tagger.thresholds)),
+                   key=lambda x: -x[1]) for row in scores]

@@ -1,4 +1,4 @@
-"""The Beam graphs: the main run (read → check → parse → write) and vocabulary mining."""
+"""The Beam graphs: the main run (read → check → parse → generate → clean → write) and vocabulary mining."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from tagmill.engine.config import RunConfig
 from tagmill.engine.mine import TermCounter, TermCounts
 from tagmill.pipeline.sinks import WriteShards
 from tagmill.pipeline.sources import ShardTask, read_shard
+from tagmill.pipeline.stages import Generate
 from tagmill.pipeline.transforms import CountRecords, ParseCaptions, check_image
 
 EMBEDDED_RUNNER = "FnApiRunner"
@@ -47,6 +48,8 @@ def build_run(pipeline: beam.Pipeline, tasks: list[ShardTask], config: RunConfig
     )
     if "parse" in config.stages:
         records = records | "Parse" >> beam.ParDo(ParseCaptions(vocab))
+    if "generate" in config.stages:
+        records = records | "Generate" >> Generate(config.generate, vocab["tags"])
     return records | "Write" >> beam.ParDo(WriteShards(shards_dir, sizes, fingerprint))
 
 

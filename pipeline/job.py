@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 import platform
 import threading
@@ -23,6 +24,7 @@ from tagmill.pipeline.sinks import stats_path, write_shard
 from tagmill.pipeline.sources import ShardTask, plan_input
 
 SHARDS = "shards"
+log = logging.getLogger(__name__)
 
 
 class RunError(RuntimeError):
@@ -85,6 +87,7 @@ def run_job(config: RunConfig, input_path: str, output: str, test_pipeline: beam
     _check_resumable(shards_dir, fingerprint)
     timer.lap("plan")
     vocab = resolve_vocabulary(config, input_path, tasks, output)
+    check_models(config, vocab)
     vocab.save(out / "vocab.json")
     save_config(config, out / "config.yaml")
     timer.lap("vocabulary")
@@ -108,6 +111,23 @@ def resolve_vocabulary(config: RunConfig, input_path: str, tasks: list[ShardTask
         synonyms = folder / "synonyms.json"
         return Vocabulary.from_files(folder / "tags.txt", synonyms if synonyms.is_file() else None)
     return _mine(config, tasks, Path(output) / "vocab.json")
+
+
+def check_models(config: RunConfig, vocab: Vocabulary) -> None:
+    """Fail before the pipeline starts when a configured model cannot serve this run."""
+    if "generate" not in config.stages:
+        return
+    from tagmill.engine.merge import GeneratedTags, VocabularyMismatch
+    from tagmill.model.checkpoint import CheckpointError, read_meta
+
+    try:
+        meta = read_meta(config.generate.model)
+        merge = GeneratedTags(meta["tags"], meta["thresholds"], list(vocab.tags))
+    except (CheckpointError, VocabularyMismatch) as err:
+        raise RunError(f"generate.model: {err}") from None
+    if merge.unknown:
+        log.warning("%d of the tagger's tags are not in the run's vocabulary and are never generated: %s",
+                    len(merge.unknown), ", ".join(merge.unknown[:10]))
 
 
 def _mine(config: RunConfig, tasks: list[ShardTask], path: Path) -> Vocabulary:

@@ -1,0 +1,62 @@
+"""Beam `ModelHandler`s: the tagger (Generate) and the CLIP image embedder (Clean).
+
+Each takes a record's encoded image and returns one numpy row per image; Beam's RunInference
+batches the images, loads the model once per worker process, and keys results by record with
+`KeyedModelHandler`. Models come from local paths only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+
+class _ImageModelHandler(ModelHandler[bytes, np.ndarray, Any]):
+    """Shared plumbing: batch size, CPU threads, and one prediction row per image."""
+
+    namespace = "tagmill"
+
+    def __init__(self, device: str, batch_size: int, cpu_threads: int):
+        super().__init__()
+        self._device, self._batch_size, self._cpu_threads = device, batch_size, cpu_threads
+
+    def _limit_threads(self) -> None:
+        import torch
+
+        torch.set_num_threads(self._cpu_threads)  # worker processes share the machine's cores
+
+    def run_inference(self, batch: Sequence[bytes], model: Any,
+                      inference_args: dict[str, Any] | None = None) -> Iterable[PredictionResult]:
+        rows = self._predict(model, list(batch))
+        return [PredictionResult(None, row) for row in rows]
+
+    def _predict(self, model: Any, images: list[bytes]) -> np.ndarray:
+        raise NotImplementedError
+
+    def batch_elements_kwargs(self) -> dict[str, int]:
+        return {"min_batch_size": 1, "max_batch_size": self._batch_size}
+
+    def get_metrics_namespace(self) -> str:
+        return self.namespace
+
+
+class TaggerHandler(_ImageModelHandler):
+    """A tagger checkpoint: per image, the probability of every tag of the model."""
+
+    namespace = "tagmill_generate"
+
+    def __init__(self, model_dir: str, device: str = "auto", batch_size: int = 64, cpu_threads: int = 1,
+                 bf16: bool = True):
+        super().__init__(device, batch_size, cpu_threads)
+        self._model_dir, self._bf16 = model_dir, bf16
+
+    def load_model(self):
+        from tagmill.model.predict import LoadedTagger
+
+        self._limit_threads()
+        return LoadedTagger(self._model_dir, self._device, self._bf16)
+
+    def _predict(self, model, images: list[bytes]) -> np.ndarray:
+        return model.scores(images)
