@@ -15,7 +15,9 @@ judged on its own (`decide`), so the memory of fitting does not grow with the da
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -179,6 +181,38 @@ class TagClusters:
             similarity = np.einsum("pd,pkd->pk", points, self.centroids[rows[found]])
             distances[found] = 1.0 - similarity.max(axis=1)
         return distances
+
+
+def save_statistics(statistics: dict[str, TagStatistics], path: str | Path) -> None:
+    """Every tag's threshold, cutoff and centroids in one .npz (written whole, then renamed into place)."""
+    tags = sorted(statistics)
+    clusters = TagClusters(statistics)
+    arrays = {
+        "tags": np.array(tags, dtype=str),
+        "similarity_thresholds": np.array([_nan(statistics[t].similarity_threshold) for t in tags], dtype=np.float64),
+        "cutoffs": np.array([_nan(statistics[t].cutoff) for t in tags], dtype=np.float64),
+        "clustered": np.array(sorted(clusters.rows), dtype=str),
+        "centroids": clusters.centroids,
+    }
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial.npz")
+    np.savez(partial, **arrays)
+    os.replace(partial, path)
+
+
+def load_statistics(path: str | Path) -> dict[str, TagStatistics]:
+    with np.load(path, allow_pickle=False) as data:
+        centroids = {tag: data["centroids"][row] for row, tag in enumerate(data["clustered"].tolist())}
+        return {tag: TagStatistics(_none(threshold), centroids.get(tag), _none(cutoff))
+                for tag, threshold, cutoff in zip(data["tags"].tolist(), data["similarity_thresholds"], data["cutoffs"])}
+
+
+def _nan(value: float | None) -> float:
+    return np.nan if value is None else value
+
+
+def _none(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

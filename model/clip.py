@@ -1,44 +1,103 @@
-"""CLIP from open_clip, for open-set label queries: text embeddings of tag names.
+"""CLIP from open_clip: text embeddings of tag names (open-set queries, cleaning) and image embeddings.
 
-A CLIP is named `ARCH` or `ARCH:WEIGHTS`, where ARCH is an open_clip architecture or one of
-`configs/clip/*.json`, and WEIGHTS a local file; nothing is downloaded. Without weights the model
-is randomly initialised, which only tests and the tiny demo configs should rely on.
+A CLIP is named in one of three ways, and nothing is ever downloaded:
+- `ARCH`, an open_clip architecture or one of `configs/clip/*.json`, randomly initialised (tests only);
+- `ARCH:WEIGHTS`, with WEIGHTS a local checkpoint file (e.g. `ViT-B-32:/models/openai.bin`);
+- a folder written by `tagmill train-clip` (`clip.json` naming its architecture, `model.safetensors`).
 """
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import open_clip
 import torch
+from PIL import Image
+
+from tagmill.engine.images import upright
 
 CLIP_CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "clip"
 PROMPTS = ("a photo of a {}.", "a picture of a {}.")
+FOLDER_META = "clip.json"
+FOLDER_WEIGHTS = "model.safetensors"
 log = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=2)
-def load_clip(spec: str) -> tuple[torch.nn.Module, object]:
-    """The CLIP model (eval mode, CPU) and its tokenizer."""
-    arch, _, weights = spec.partition(":")
+def create_clip(arch: str) -> tuple[torch.nn.Module, object, object]:
+    """A randomly initialised CLIP of a known architecture, its image transform and its tokenizer."""
     if (CLIP_CONFIGS / f"{arch}.json").is_file():
         open_clip.add_model_config(CLIP_CONFIGS / f"{arch}.json")
     if arch not in open_clip.list_models():
         raise ValueError(f"unknown CLIP architecture {arch!r}")
+    model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None)
+    return model, preprocess, open_clip.get_tokenizer(arch)
+
+
+@lru_cache(maxsize=2)
+def load_clip(spec: str) -> tuple[torch.nn.Module, object, object]:
+    """The CLIP model (eval mode, CPU), its image transform and its tokenizer."""
+    if Path(spec).is_dir():
+        return _load_folder(Path(spec))
+    arch, _, weights = spec.partition(":")
     if weights and not Path(weights).is_file():
         raise FileNotFoundError(f"CLIP weights {weights} do not exist")
-    if not weights:
+    model, preprocess, tokenizer = create_clip(arch)
+    if weights:
+        open_clip.load_checkpoint(model, weights)
+    else:
         log.warning("CLIP %s has no weights: randomly initialised", arch)
-    model = open_clip.create_model(arch, pretrained=weights or None)
-    return model.eval(), open_clip.get_tokenizer(arch)
+    return model.eval(), preprocess, tokenizer
+
+
+def _load_folder(folder: Path) -> tuple[torch.nn.Module, object, object]:
+    from safetensors.torch import load_file
+
+    meta_path, weights = folder / FOLDER_META, folder / FOLDER_WEIGHTS
+    if not meta_path.is_file() or not weights.is_file():
+        raise FileNotFoundError(f"{folder} is not a CLIP folder (needs {FOLDER_META} and {FOLDER_WEIGHTS})")
+    model, preprocess, tokenizer = create_clip(json.loads(meta_path.read_text())["arch"])
+    model.load_state_dict(load_file(str(weights)))
+    return model.eval(), preprocess, tokenizer
 
 
 @torch.no_grad()
 def text_embeddings(spec: str, tags: list[str], prompts: tuple[str, ...] = PROMPTS) -> torch.Tensor:
     """One unit-length embedding per tag, averaged over the prompt templates."""
-    model, tokenizer = load_clip(spec)
-    per_prompt = [model.encode_text(tokenizer([p.format(t) for t in tags])).float() for p in prompts]
+    model, _, tokenizer = load_clip(spec)
+    return embed_texts(model, tokenizer, tags, prompts)
+
+
+def embed_texts(model, tokenizer, tags: list[str], prompts: tuple[str, ...]) -> torch.Tensor:
+    device = next(model.parameters()).device
+    per_prompt = [model.encode_text(tokenizer([p.format(t) for t in tags]).to(device)).float() for p in prompts]
     mean = torch.stack([torch.nn.functional.normalize(e, dim=-1) for e in per_prompt]).mean(0)
     return torch.nn.functional.normalize(mean, dim=-1)
+
+
+class ClipEmbedder:
+    """A CLIP on its device: unit image embeddings of encoded images, and their similarity to tags."""
+
+    def __init__(self, spec: str, tags: list[str], prompts: tuple[str, ...] = PROMPTS, device: str = "auto"):
+        from tagmill.model.train import pick_device
+
+        self.device = pick_device(device)
+        model, self.preprocess, tokenizer = load_clip(spec)
+        self.model = model.to(self.device)
+        with torch.no_grad():
+            self.tag_embeddings = embed_texts(self.model, tokenizer, tags, prompts)  # (tags, dim), cached
+
+    @torch.no_grad()
+    def embed(self, encoded: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """Unit image embeddings (images, dim) and their cosine similarities to every tag (images, tags)."""
+        images = []
+        for data in encoded:
+            with Image.open(io.BytesIO(data)) as opened:
+                images.append(self.preprocess(upright(opened).convert("RGB")))
+        features = self.model.encode_image(torch.stack(images).to(self.device)).float()
+        features = torch.nn.functional.normalize(features, dim=-1)
+        return features.cpu().numpy(), (features @ self.tag_embeddings.T).cpu().numpy()

@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_parse(commands)
     _add_run(commands)
     _add_train(commands)
+    _add_train_clip(commands)
     _add_eval(commands)
     _add_tag(commands)
     return parser
@@ -191,6 +192,23 @@ def _train(args) -> None:
     holdout = summary["holdout"]
     print(f"trained on {summary['train_samples']} samples: held-out mAP {holdout['mAP']:.3f}, "
           f"micro F1 {holdout['micro_f1']:.3f}; model in {args.out}")
+
+
+def _add_train_clip(commands) -> None:
+    sub = _command(commands, "train-clip", _train_clip,
+                   "Train a small CLIP on the image-caption pairs of the shards a run wrote (for clean.clip).")
+    sub.add_argument("--shards", required=True, help="a run's output folder or its shards/ folder")
+    sub.add_argument("--out", required=True, help="CLIP folder to write")
+    sub.add_argument("--config", help="YAML config, e.g. configs/train/tiny-clip.yaml")
+    sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+
+
+def _train_clip(args) -> None:
+    from tagmill.model.clip_train import load_clip_train_config, train_clip
+
+    summary = train_clip(args.shards, args.out, load_clip_train_config(args.config, args.set))
+    print(f"trained CLIP {summary['arch']} on {summary['samples_seen']} image-caption pairs "
+          f"(last epoch's loss {summary['epoch_losses'][-1]:.3f}); folder {args.out}")
 
 
 def _add_eval(commands) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable
 
 import apache_beam as beam
@@ -12,10 +13,11 @@ from tagmill.engine.config import RunConfig
 from tagmill.engine.mine import TermCounter, TermCounts
 from tagmill.pipeline.sinks import WriteShards
 from tagmill.pipeline.sources import ShardTask, read_shard
-from tagmill.pipeline.stages import Generate
+from tagmill.pipeline.stages import Clean, Generate
 from tagmill.pipeline.transforms import CountRecords, ParseCaptions, check_image
 
 EMBEDDED_RUNNER = "FnApiRunner"
+CLEAN_STATISTICS = "clean_statistics.npz"  # per-tag thresholds and clusters, beside the shards
 
 
 def make_pipeline(config: RunConfig, test_pipeline: beam.Pipeline | None = None) -> beam.Pipeline:
@@ -50,6 +52,9 @@ def build_run(pipeline: beam.Pipeline, tasks: list[ShardTask], config: RunConfig
         records = records | "Parse" >> beam.ParDo(ParseCaptions(vocab))
     if "generate" in config.stages:
         records = records | "Generate" >> Generate(config.generate, vocab["tags"])
+    if "clean" in config.stages:
+        statistics = str(Path(shards_dir).parent / CLEAN_STATISTICS)
+        records = records | "Clean" >> Clean(config.clean, vocab["tags"], statistics)
     return records | "Write" >> beam.ParDo(WriteShards(shards_dir, sizes, fingerprint))
 
 

@@ -32,11 +32,13 @@ class _ImageModelHandler(ModelHandler[bytes, np.ndarray, Any]):
         rows = self._predict(model, list(batch))
         return [PredictionResult(None, row) for row in rows]
 
-    def _predict(self, model: Any, images: list[bytes]) -> np.ndarray:
+    def _predict(self, model: Any, images: list[bytes]) -> Sequence[Any]:
+        """One output row per image."""
         raise NotImplementedError
 
     def batch_elements_kwargs(self) -> dict[str, int]:
-        return {"min_batch_size": 1, "max_batch_size": self._batch_size}
+        # fixed-size batches: the same images meet the same kernels on every run, so outputs repeat exactly
+        return {"min_batch_size": self._batch_size, "max_batch_size": self._batch_size}
 
     def get_metrics_namespace(self) -> str:
         return self.namespace
@@ -60,3 +62,24 @@ class TaggerHandler(_ImageModelHandler):
 
     def _predict(self, model, images: list[bytes]) -> np.ndarray:
         return model.scores(images)
+
+
+class ClipHandler(_ImageModelHandler):
+    """A CLIP: per image, its unit embedding and its similarity to every tag of the vocabulary."""
+
+    namespace = "tagmill_clean"
+
+    def __init__(self, spec: str, tags: list[str], prompts: list[str], device: str = "auto", batch_size: int = 64,
+                 cpu_threads: int = 1):
+        super().__init__(device, batch_size, cpu_threads)
+        self._spec, self._tags, self._prompts = spec, tags, tuple(prompts)
+
+    def load_model(self):
+        from tagmill.model.clip import ClipEmbedder
+
+        self._limit_threads()
+        return ClipEmbedder(self._spec, self._tags, self._prompts, self._device)
+
+    def _predict(self, model, images: list[bytes]) -> list[tuple[np.ndarray, np.ndarray]]:
+        embeddings, similarities = model.embed(images)
+        return list(zip(embeddings, similarities))

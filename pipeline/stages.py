@@ -6,16 +6,21 @@ a batch whose inference fails turns its records into rejects, nothing is dropped
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
 
-from tagmill.engine.config import GenerateConfig
+import numpy as np
+
+from tagmill.engine.clean import (Candidate, CleanRules, TagClusters, TagStatistics, decide, fit_tag_statistics,
+                                  load_statistics, sample_priority, save_statistics)
+from tagmill.engine.config import CleanConfig, GenerateConfig
 from tagmill.engine.merge import GeneratedTags
 from tagmill.engine.records import Record, Reject
-from tagmill.pipeline.handlers import TaggerHandler
+from tagmill.pipeline.handlers import ClipHandler, TaggerHandler
 from tagmill.pipeline.transforms import NAMESPACE
 
 
@@ -76,3 +81,102 @@ class _MergeGenerated(beam.DoFn):
         record, scores = item
         self._generated.inc(self._merge.merge(record, scores))
         yield record
+
+
+class Clean(beam.PTransform):
+    """CLIP scores every candidate tag; per-tag statistics are fitted on bounded samples; the rules decide.
+
+    The statistics are saved to `statistics_path` before any record is judged, and a rerun into the
+    same output (a resume) judges its remaining records by the saved ones, as the first run did.
+    """
+
+    def __init__(self, config: CleanConfig, vocabulary: list[str], statistics_path: str):
+        super().__init__()
+        self._config, self._vocabulary, self._statistics_path = config, vocabulary, statistics_path
+
+    def expand(self, records):
+        config, rules = self._config, self._config.rules
+        handler = ClipHandler(config.clip, self._vocabulary, config.prompts, config.device, config.batch_size,
+                              config.cpu_threads)
+        rows, rejects = records | "Clip" >> _InferRecords(handler, "clean")
+        scored = rows | "Similarity" >> beam.Map(_score_similarity, {t: i for i, t in enumerate(self._vocabulary)})
+        if Path(self._statistics_path).is_file():
+            statistics = scored.pipeline | "SavedStatistics" >> beam.Create([self._statistics_path])
+        else:
+            statistics = (
+                scored
+                | "TagSamples" >> beam.FlatMap(_tag_samples, rules.seed)
+                | "BoundedSample" >> beam.combiners.Top.PerKey(rules.sample_per_tag, key=lambda item: -item[0])
+                | "FitTags" >> beam.ParDo(_FitTag(rules))
+                | "AllTags" >> beam.combiners.ToDict()
+                | "SaveStatistics" >> beam.Map(_save, self._statistics_path)
+            )
+        cleaned = scored | "Decide" >> beam.ParDo(_Decide(rules), beam.pvalue.AsSingleton(statistics))
+        return (cleaned, rejects) | "Records" >> beam.Flatten()
+
+
+def _save(statistics: dict, path: str) -> str:
+    save_statistics(statistics, path)
+    return path
+
+
+def _score_similarity(item: tuple, index: dict[str, int]) -> tuple[Record, np.ndarray]:
+    record, (embedding, similarities) = item
+    for tag in record.candidate_tags():
+        if tag in index:
+            record.score(tag, "clip", similarities[index[tag]])
+    return record, embedding
+
+
+def _tag_samples(item: tuple, seed: int) -> Iterator[tuple]:
+    """(tag, (rank, similarity, embedding)) per candidate: the lowest ranks form each tag's sample."""
+    record, embedding = item
+    half = embedding.astype(np.float16)  # half the memory of a tag's sample
+    for tag, scores in record.scores.items():
+        if "clip" in scores:
+            yield tag, (sample_priority(record.id, tag, seed), scores["clip"], half)
+
+
+class _FitTag(beam.DoFn):
+    def __init__(self, rules: CleanRules):
+        self._rules = rules
+
+    def setup(self):
+        import faiss
+
+        faiss.omp_set_num_threads(1)  # deterministic sums; workers, not threads, share the cores
+
+    def process(self, item: tuple) -> Iterator[tuple]:
+        tag, sample = item
+        similarities = np.array([s for _, s, _ in sample], dtype=np.float32)
+        embeddings = np.stack([e for _, _, e in sample]).astype(np.float32)
+        yield tag, fit_tag_statistics(similarities, embeddings, self._rules)
+
+
+class _Decide(beam.DoFn):
+    """Each record's outlier distances and the rules' drops, with their scores and thresholds."""
+
+    def __init__(self, rules: CleanRules):
+        self._rules = rules
+        self._loaded: tuple | None = None
+
+    def process(self, item: tuple, statistics_path: str) -> Iterator[Record]:
+        record, embedding = item
+        statistics, clusters = self._load(statistics_path)
+        tags = [tag for tag in record.candidate_tags() if tag in clusters.rows]
+        if tags:
+            distances = clusters.distances(embedding[None, :], np.zeros(len(tags), dtype=np.int64), tags)
+            for tag, distance in zip(tags, distances):
+                record.score(tag, "outlier", distance)
+        parsed = {t.tag for t in record.tags if t.source == "parsed"}
+        candidates = [Candidate(tag, tag in parsed, **record.scores.get(tag, {})) for tag in record.candidate_tags()]
+        for drop in decide(candidates, statistics, self._rules):
+            record.dropped[drop.tag] = {"rule": drop.rule, "score": float(drop.score), "threshold": float(drop.threshold)}
+            Metrics.counter(NAMESPACE, f"dropped_{drop.rule}").inc()
+        yield record
+
+    def _load(self, path: str) -> tuple[dict[str, TagStatistics], TagClusters]:
+        if self._loaded is None or self._loaded[0] != path:
+            statistics = load_statistics(path)
+            self._loaded = (path, statistics, TagClusters(statistics))
+        return self._loaded[1], self._loaded[2]

@@ -90,3 +90,20 @@ def test_sample_priority_is_stable_and_spread():
     assert sample_priority("a", "cat", 0) == sample_priority("a", "cat", 0)
     assert sample_priority("a", "cat", 0) != sample_priority("a", "cat", 1)
     assert len({sample_priority(str(i), "cat", 0) for i in range(1000)}) == 1000
+
+
+def test_statistics_round_trip_through_their_file(tmp_path):
+    from tagmill.engine.clean import load_statistics, save_statistics
+
+    rng = np.random.default_rng(4)
+    rules = CleanRules()
+    statistics = {"cat": fit_tag_statistics(rng.normal(0.3, 0.02, 80), rng.standard_normal((80, 8)), rules),
+                  "rare tag": fit_tag_statistics(np.array([0.2]), rng.standard_normal((1, 8)), rules)}
+    save_statistics(statistics, tmp_path / "clean.npz")
+    loaded = load_statistics(tmp_path / "clean.npz")
+    assert loaded.keys() == statistics.keys()
+    assert loaded["cat"].similarity_threshold == pytest.approx(statistics["cat"].similarity_threshold)
+    assert loaded["cat"].cutoff == pytest.approx(statistics["cat"].cutoff)
+    padded = loaded["cat"].centroids
+    assert centroid_distances(padded[:1], statistics["cat"].centroids)[0] == pytest.approx(0.0, abs=1e-6)
+    assert loaded["rare tag"].centroids is None and loaded["rare tag"].cutoff is None

@@ -99,10 +99,23 @@ def test_override_that_is_not_key_value(override):
         load_config(None, [override])
 
 
-@pytest.mark.parametrize("stages", ["[parse, train]", "[]", "[generate]"])
+@pytest.mark.parametrize("stages", ["[parse, train]", "[]", "[parse, parse]"])
 def test_bad_stages(stages):
     with pytest.raises(ConfigError, match="stages"):
         load_config(None, [f"stages={stages}"])
+
+
+@pytest.mark.parametrize("stage, needs", [("generate", "generate.model"), ("clean", "clean.clip")])
+def test_model_stages_need_their_model(stage, needs):
+    with pytest.raises(ConfigError, match=needs):
+        load_config(None, [f"stages=[parse, {stage}]"])
+
+
+def test_the_engine_config_names_every_stage():
+    config = load_config(Path(__file__).parents[2] / "configs" / "engine.yaml",
+                         ["generate.model=m", "clean.clip=c", "clean.rules.outliers.drop_fraction=0.05"])
+    assert config.stages == ["parse", "generate", "clean"]
+    assert config.clean.rules.outliers.drop_fraction == 0.05 and config.clean.rules.support.min_score == 0.05
 
 
 @pytest.mark.parametrize("key", [

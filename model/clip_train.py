@@ -1,0 +1,104 @@
+"""`tagmill train-clip`: a small open_clip model trained contrastively on a shard set's image–caption pairs.
+
+For worlds where no pretrained CLIP can be had (the offline demo, the tests); real users point
+`clean.clip` at real weights instead. The result is a folder `load_clip` reads.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from open_clip.loss import ClipLoss
+from PIL import Image
+from tqdm import tqdm
+
+from tagmill.engine.config import apply_overrides, build_dataclass, read_mapping
+from tagmill.engine.images import upright
+from tagmill.model.clip import FOLDER_META, FOLDER_WEIGHTS, create_clip
+from tagmill.model.data import EXTENSIONS, iterate_batches, make_loader, shard_paths
+from tagmill.model.train import pick_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClipTrainConfig:
+    arch: str = "tiny-clip"  # an open_clip architecture or one of configs/clip/*.json
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    workers: int = 1
+    seed: int = 0
+    device: str = "auto"
+
+
+def load_clip_train_config(path: str | Path | None, overrides: list[str] = ()) -> ClipTrainConfig:
+    data = apply_overrides(read_mapping(path) if path else {}, overrides)
+    return build_dataclass(ClipTrainConfig, data, "train-clip")
+
+
+@dataclass
+class CaptionDecoder:
+    """A shard sample to (image tensor, caption tokens, key); one of its captions, picked at random."""
+
+    preprocess: object
+    tokenizer: object
+
+    def __call__(self, sample: dict):
+        try:
+            captions = json.loads(sample["json"]).get("captions") or []
+            data = next(sample[ext] for ext in sample if ext in EXTENSIONS)
+            with Image.open(io.BytesIO(data)) as opened:
+                image = self.preprocess(upright(opened).convert("RGB"))
+        except (KeyError, ValueError, OSError, SyntaxError, StopIteration):
+            return None
+        if not captions:
+            return None
+        return image, self.tokenizer([random.choice(captions)])[0], sample["__key__"]
+
+
+def save_clip(model: torch.nn.Module, arch: str, folder: str | Path, extra: dict | None = None) -> None:
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(folder / FOLDER_WEIGHTS))
+    (folder / FOLDER_META).write_text(json.dumps({"arch": arch, **(extra or {})}, indent=1) + "\n")
+
+
+def train_clip(shards: str | Path, out_dir: str | Path, config: ClipTrainConfig) -> dict:
+    """Contrastive training over every sample of the shards; writes the CLIP folder and returns a summary."""
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    device = pick_device(config.device)
+    model, preprocess, tokenizer = create_clip(config.arch)
+    model = model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    loss_fn = ClipLoss()
+    paths, decoder = shard_paths(shards), CaptionDecoder(preprocess, tokenizer)
+    losses, seen = [], 0
+    for epoch in range(config.epochs):
+        loader = make_loader(paths, decoder, config.batch_size, "train", 0.0, config.workers,
+                             shuffle_seed=config.seed * 1000 + epoch)
+        total = 0.0
+        batches = 0
+        for batch in tqdm(iterate_batches(loader), desc=f"clip epoch {epoch + 1}/{config.epochs}", disable=None):
+            if len(batch.keys) < 2:
+                continue  # a contrastive step needs negatives
+            image_features, text_features, scale = model(batch.images.to(device), batch.targets.to(device))
+            loss = loss_fn(image_features, text_features, scale)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total, batches, seen = total + float(loss), batches + 1, seen + len(batch.keys)
+        losses.append(round(total / max(batches, 1), 4))
+    summary = {"arch": config.arch, "samples_seen": seen, "epoch_losses": losses, "config": asdict(config)}
+    save_clip(model, config.arch, out_dir, {"train": summary})
+    return summary
