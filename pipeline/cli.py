@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_vocab(commands)
     _add_parse(commands)
     _add_run(commands)
+    _add_report(commands)
     _add_train(commands)
     _add_train_clip(commands)
     _add_eval(commands)
@@ -173,6 +174,22 @@ def _add_run(commands) -> None:
         from tagmill.pipeline import job
     sub = _command(commands, "run", lambda args: job.execute(args), "Run the data engine's Beam pipeline.")
     job.add_arguments(sub)
+
+
+def _add_report(commands) -> None:
+    sub = _command(commands, "report", _report, "Rebuild a run's audit report (report.json, report.html).")
+    sub.add_argument("output", help="the run's output folder")
+    sub.add_argument("--truth", help="truth.jsonl ({key, tags}): score each stage's tags against it")
+
+
+def _report(args) -> None:
+    from tagmill.pipeline.job import write_report
+
+    report = write_report(args.output, args.truth)
+    print(f"{report['samples']} samples; audit report: {Path(args.output) / 'report.html'}")
+    for stage, metrics in report.get("truth_metrics", {}).items():
+        print(f"  {stage:>9}: precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f}, "
+              f"F1 {metrics['f1']:.3f}")
 
 
 # ---- train, eval, tag (torch is imported only here) -------------------------------------------

@@ -52,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, help="folder or glob of webdataset tars, or a JSONL/Parquet manifest")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    parser.add_argument("--truth", help="truth.jsonl ({key, tags}): the report scores each stage's tags against it")
 
 
 def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = None) -> dict:
@@ -68,12 +69,24 @@ def execute(args: argparse.Namespace, test_pipeline: beam.Pipeline | None = None
         summary = run_job(config, args.input, args.output, test_pipeline)
     except RunError as err:
         raise ValueError(str(err)) from None
+    write_report(args.output, args.truth)
     counts = summary["counts"]
     print(f"{counts['input']} samples: {counts['written']} written, {counts['rejected']} rejected "
           f"({summary['timings_s']['pipeline']:.1f} s in the pipeline)")
     out = Path(args.output)
-    print(f"shards: {out / SHARDS}\nrun report: {out / 'run.json'}\nrejects: {out / 'rejects.jsonl'}")
+    print(f"shards: {out / SHARDS}\nrun report: {out / 'run.json'}\nrejects: {out / 'rejects.jsonl'}\n"
+          f"audit report: {out / 'report.html'}")
     return summary
+
+
+def write_report(output: str | Path, truth: str | None = None) -> dict:
+    """report.json and report.html from what the run wrote."""
+    from tagmill.engine.report import build_report
+    from tagmill.engine.report_html import write_html
+
+    report = build_report(output, truth)
+    write_html(report, output)
+    return report
 
 
 def run_job(config: RunConfig, input_path: str, output: str, test_pipeline: beam.Pipeline | None = None) -> dict:

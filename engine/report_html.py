@@ -1,0 +1,166 @@
+"""The audit report as one self-contained HTML page: plots and thumbnails embedded, opens offline."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import tarfile
+from pathlib import Path
+
+from PIL import Image
+
+REPORT_HTML = "report.html"
+THUMBNAIL = 96
+TABLE_ROWS = 100
+COLORS = {"kept": "#3a7d44", "dropped": "#c0392b"}
+
+
+def write_html(report: dict, out: str | Path) -> Path:
+    out = Path(out)
+    sections = [_summary(report), _truth(report), _overview_plots(report), _score_plots(report),
+                _examples(report, out / "shards"), _tag_table(report)]
+    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>tagmill audit report</title>"
+            f"<style>{STYLE}</style></head><body><h1>tagmill audit report</h1>{''.join(sections)}</body></html>")
+    path = out / REPORT_HTML
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img.plot{max-width:100%}
+.sample{display:inline-block;vertical-align:top;width:230px;margin:6px;font-size:12px}
+.kept{color:#3a7d44}.dropped{color:#c0392b}"""
+
+
+def _summary(report: dict) -> str:
+    counts = report.get("counts", {})
+    rows = [("samples written", counts.get("written", report["samples"])), ("input records", counts.get("input", "")),
+            ("rejected", counts.get("rejected", "")), ("stages", ", ".join(report.get("stages", [])))]
+    rows += [(f"rejected: {reason}", n) for reason, n in sorted(counts.get("rejected_by_reason", {}).items())]
+    ok = report.get("conservation", {}).get("ok")
+    rows.append(("conservation", "every input record accounted for" if ok else "NOT CHECKED OR FAILED"))
+    return "<h2>Run</h2>" + _table(["", ""], rows)
+
+
+def _truth(report: dict) -> str:
+    metrics = report.get("truth_metrics")
+    if not metrics:
+        return ""
+    rows = [(stage, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}") for stage, m in metrics.items()]
+    return "<h2>Against the truth</h2>" + _table(["tags after", "precision", "recall", "F1"], rows)
+
+
+def _overview_plots(report: dict) -> str:
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
+    per_sample = report["tags_per_sample"]
+    left.bar(list(per_sample), list(per_sample.values()), color="#4a6fa5")
+    left.set_title("tags per sample after each stage")
+    drops = report["drops_by_rule"] or {"(none)": 0}
+    right.bar(list(drops), list(drops.values()), color=COLORS["dropped"])
+    right.set_title("tags dropped, by rule")
+    return "<h2>Stages</h2>" + _figure(figure)
+
+
+def _score_plots(report: dict) -> str:
+    histograms = report["score_histograms"]
+    if not histograms:
+        return ""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(histograms), figsize=(4 * len(histograms), 3), squeeze=False)
+    for axis, (kind, histogram) in zip(axes[0], histograms.items()):
+        _histogram(axis, histogram, f"{kind} score, all tags")
+    return "<h2>Score distributions</h2>" + _figure(figure)
+
+
+def _histogram(axis, histogram: dict, title: str, marks: dict | None = None) -> None:
+    edges = histogram["edges"]
+    width = (edges[1] - edges[0]) if len(edges) > 1 else 1.0
+    for part in ("kept", "dropped"):
+        axis.bar(edges[:-1], histogram[part], width=width, align="edge", alpha=0.6, color=COLORS[part], label=part)
+    for name, value in (marks or {}).items():
+        if value is not None:
+            axis.axvline(value, color="black", linestyle="--", label=name)
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=8)
+
+
+def _examples(report: dict, shards: Path) -> str:
+    if not report["examples"]:
+        return ""
+    plt = _pyplot()
+    parts = ["<h2>The most-dropped tags</h2>"]
+    for example in report["examples"]:
+        tag = example["tag"]
+        parts.append(f"<h3>{html.escape(tag)}: dropped {example['dropped']} times</h3>")
+        histograms = example.get("histograms", {})
+        if histograms:
+            figure, axes = plt.subplots(1, len(histograms), figsize=(3.6 * len(histograms), 2.4), squeeze=False)
+            marks = {"clip": {"threshold": example["thresholds"].get("similarity_threshold")},
+                     "outlier": {"cutoff": example["thresholds"].get("cutoff")}}
+            for axis, (kind, histogram) in zip(axes[0], histograms.items()):
+                _histogram(axis, histogram, f"{tag}: {kind}", marks.get(kind))
+            parts.append(_figure(figure))
+        parts.extend(_sample_card(sample, shards) for sample in example["samples"])
+    return "".join(parts)
+
+
+def _sample_card(sample: dict, shards: Path) -> str:
+    thumbnail = _thumbnail(shards / f"{sample['shard']}.tar", sample["id"])
+    image = f"<img alt='{html.escape(sample['id'])}' src='data:image/jpeg;base64,{thumbnail}'>" if thumbnail else ""
+    kept = ", ".join(html.escape(t) for t in sample["kept"]) or "(none)"
+    dropped = "<br>".join(f"{html.escape(t)}: {html.escape(d['rule'])} ({d['score']:.3f} vs {d['threshold']:.3f})"
+                          for t, d in sorted(sample["dropped"].items()))
+    return (f"<div class='sample'>{image}<br><b>{html.escape(sample['id'])}</b><br>"
+            f"<span class='kept'>kept: {kept}</span><br><span class='dropped'>{dropped}</span></div>")
+
+
+def _thumbnail(tar_path: Path, sample_id: str) -> str:
+    """A small JPEG of the sample's image, base64; empty when it cannot be read."""
+    try:
+        with tarfile.open(tar_path) as tar:
+            member = next(m for m in tar.getmembers() if m.name.split(".", 1)[0] == sample_id
+                          and not m.name.endswith((".json", ".txt")))
+            with Image.open(io.BytesIO(tar.extractfile(member).read())) as image:
+                image = image.convert("RGB")
+                image.thumbnail((THUMBNAIL, THUMBNAIL))
+                buffer = io.BytesIO()
+                image.save(buffer, format="JPEG", quality=85)
+    except (OSError, StopIteration, tarfile.TarError):
+        return ""
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _tag_table(report: dict) -> str:
+    rules = sorted({rule for row in report["per_tag"] for rule in row["dropped"]})
+    rows = [(row["tag"], row["parsed"], row["generated"], row["both"], *(row["dropped"].get(r, 0) for r in rules),
+             row["kept"]) for row in report["per_tag"][:TABLE_ROWS]]
+    header = ["tag", "parsed", "generated", "both", *(f"dropped: {r}" for r in rules), "kept"]
+    return f"<h2>Per tag (most dropped first, {min(TABLE_ROWS, len(rows))} of {len(report['per_tag'])})</h2>" + \
+        _table(header, rows)
+
+
+def _table(header: list[str], rows: list[tuple]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _figure(figure) -> str:
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=80)
+    plt.close(figure)
+    return f"<img class='plot' alt='plot' src='data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}'>"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a display
+    import matplotlib.pyplot as plt
+
+    return plt

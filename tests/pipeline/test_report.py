@@ -1,0 +1,71 @@
+"""The audit report: report.json's figures agree with the shards, and report.html renders in Chromium."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from tagmill.engine.audit import STAGES
+from tagmill.pipeline.cli import main
+from tagmill.pipeline.job import run
+from test_clean_stage import clean_args, clip, world  # noqa: F401 (fixtures)
+from test_generate import samples
+
+
+@pytest.fixture(scope="module")
+def audited(world, clip, tmp_path_factory):  # noqa: F811
+    out = tmp_path_factory.mktemp("audited") / "out"
+    run(clean_args(world, out, clip, "--truth", str(world / "truth.jsonl")))
+    return out
+
+
+def test_report_json_agrees_with_the_shards(audited):
+    report = json.loads((audited / "report.json").read_text())
+    written = samples(audited)
+    assert report["samples"] == len(written) == report["counts"]["written"]
+    assert report["conservation"]["ok"]
+    dropped = sum(len(s["dropped"]) for s in written.values())
+    assert sum(report["drops_by_rule"].values()) == dropped > 0
+    assert sum(row["dropped_total"] for row in report["per_tag"]) == dropped
+    assert sum(row["kept"] for row in report["per_tag"]) == sum(len(s["tags"]) for s in written.values())
+    cleaned = report["tags_per_sample"]["cleaned"]
+    assert cleaned == pytest.approx(sum(len(s["tags"]) for s in written.values()) / len(written), abs=1e-4)
+    for example in report["examples"]:
+        assert all(example["tag"] in sample["dropped"] for sample in example["samples"])
+
+
+def test_truth_metrics_per_stage(audited):
+    metrics = json.loads((audited / "report.json").read_text())["truth_metrics"]
+    assert set(metrics) == set(STAGES)
+    # the world has no noise: the captions' tags are the truth, so only cleaning can lose any
+    assert metrics["parsed"]["precision"] == metrics["parsed"]["recall"] == 1.0
+    assert metrics["cleaned"]["precision"] == 1.0 and metrics["cleaned"]["recall"] < 1.0
+    for values in metrics.values():
+        assert set(values) >= {"precision", "recall", "f1"}
+
+
+def test_report_command_rebuilds_the_same_report(audited, capsys):
+    before = json.loads((audited / "report.json").read_text())
+    (audited / "report.json").unlink()
+    (audited / "report.html").unlink()
+    assert main(["report", str(audited)]) in (0, None)
+    after = json.loads((audited / "report.json").read_text())
+    before.pop("truth_metrics")
+    assert after == before
+    assert (audited / "report.html").is_file()
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed")
+def test_report_page_renders_in_headless_chromium(audited, tmp_path):
+    page = audited / "report.html"
+    text = page.read_text()
+    assert "http://" not in text and "https://" not in text  # self-contained: opens offline
+    shot = tmp_path / "report.png"
+    result = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+                             "--v=0", "--window-size=1100,2000", f"--screenshot={shot}", page.as_uri()],
+                            capture_output=True, text=True, timeout=120)
+    console = [line for line in result.stderr.splitlines() if "CONSOLE" in line]
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert console == []
+    assert shot.stat().st_size > 10_000
