@@ -97,7 +97,7 @@ def train_clip(shards: str | Path, out_dir: str | Path, config: ClipTrainConfig)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total, batches, seen = total + float(loss), batches + 1, seen + len(batch.keys)
+            total, batches, seen = total + float(loss.detach()), batches + 1, seen + len(batch.keys)
         losses.append(round(total / max(batches, 1), 4))
     summary = {"arch": config.arch, "samples_seen": seen, "epoch_losses": losses, "config": asdict(config)}
     save_clip(model, config.arch, out_dir, {"train": summary})
