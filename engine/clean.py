@@ -6,7 +6,8 @@ Three rules, as in RAM's data engine, each on its own switch:
 - `cluster_outlier`: among the samples carrying a tag, the image embedding lies farther from its
   nearest k-means centroid than the tag's cutoff (the distance beyond which the farthest share of a
   bounded per-tag sample lies);
-- `no_model_support`: a tag only the captions name, which the tagger scores very low.
+- `no_model_support`: a tag the captions name which the tagger scores well below the tag's own
+  threshold (its probabilities are not calibrated across tags, so the threshold is the yardstick).
 
 Per-tag statistics are fitted on bounded samples (`fit_tag_statistics`), then every sample is
 judged on its own (`decide`), so the memory of fitting does not grow with the dataset.
@@ -51,7 +52,7 @@ class OutlierRuleConfig:
 @dataclass
 class SupportRuleConfig:
     enabled: bool = True
-    min_score: float = 0.05  # a tag only the captions name is dropped when the tagger scores it lower
+    margin: float = 0.05  # a caption's tag is dropped when the tagger scores it this far below the tag's threshold
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Candidate:
     tag: str
     parsed: bool  # named by a caption
     tagger: float | None = None  # the tagging model's probability
+    tagger_threshold: float | None = None  # the tagging model's threshold for this tag
     clip: float | None = None  # image-text similarity
     outlier: float | None = None  # cosine distance to the tag's nearest centroid
 
@@ -149,8 +151,10 @@ def decide(candidates: list[Candidate], statistics: dict[str, TagStatistics], ru
 
 def _first_drop(candidate: Candidate, stats: TagStatistics, rules: CleanRules) -> TagDrop | None:
     tag, tagger, clip, outlier = candidate.tag, candidate.tagger, candidate.clip, candidate.outlier
-    if rules.support.enabled and candidate.parsed and tagger is not None and tagger < rules.support.min_score:
-        return TagDrop(tag, Rule.SUPPORT, tagger, rules.support.min_score)
+    if rules.support.enabled and candidate.parsed and tagger is not None and candidate.tagger_threshold is not None:
+        limit = candidate.tagger_threshold - rules.support.margin
+        if tagger < limit:
+            return TagDrop(tag, Rule.SUPPORT, tagger, limit)
     if stats.similarity_threshold is not None and clip is not None and clip < stats.similarity_threshold:
         return TagDrop(tag, Rule.SIMILARITY, clip, stats.similarity_threshold)
     if stats.cutoff is not None and outlier is not None and outlier > stats.cutoff:

@@ -54,8 +54,18 @@ def build_run(pipeline: beam.Pipeline, tasks: list[ShardTask], config: RunConfig
         records = records | "Generate" >> Generate(config.generate, vocab["tags"])
     if "clean" in config.stages:
         statistics = str(Path(shards_dir).parent / CLEAN_STATISTICS)
-        records = records | "Clean" >> Clean(config.clean, vocab["tags"], statistics)
+        records = records | "Clean" >> Clean(config.clean, vocab["tags"], statistics, _tagger_thresholds(config))
     return records | "Write" >> beam.ParDo(WriteShards(shards_dir, sizes, fingerprint))
+
+
+def _tagger_thresholds(config: RunConfig) -> dict[str, float]:
+    """The generating tagger's per-tag thresholds, the yardstick of the no-support rule."""
+    if "generate" not in config.stages:
+        return {}
+    from tagmill.model.checkpoint import read_meta
+
+    meta = read_meta(config.generate.model)
+    return dict(zip(meta["tags"], meta["thresholds"]))
 
 
 class _MineTerms(beam.CombineFn):

@@ -90,9 +90,11 @@ class Clean(beam.PTransform):
     same output (a resume) judges its remaining records by the saved ones, as the first run did.
     """
 
-    def __init__(self, config: CleanConfig, vocabulary: list[str], statistics_path: str):
+    def __init__(self, config: CleanConfig, vocabulary: list[str], statistics_path: str,
+                 tagger_thresholds: dict[str, float] | None = None):
         super().__init__()
         self._config, self._vocabulary, self._statistics_path = config, vocabulary, statistics_path
+        self._tagger_thresholds = tagger_thresholds or {}
 
     def expand(self, records):
         config, rules = self._config, self._config.rules
@@ -111,7 +113,8 @@ class Clean(beam.PTransform):
                 | "AllTags" >> beam.combiners.ToDict()
                 | "SaveStatistics" >> beam.Map(_save, self._statistics_path)
             )
-        cleaned = scored | "Decide" >> beam.ParDo(_Decide(rules), beam.pvalue.AsSingleton(statistics))
+        cleaned = scored | "Decide" >> beam.ParDo(_Decide(rules, self._tagger_thresholds),
+                                                  beam.pvalue.AsSingleton(statistics))
         return (cleaned, rejects) | "Records" >> beam.Flatten()
 
 
@@ -156,8 +159,8 @@ class _FitTag(beam.DoFn):
 class _Decide(beam.DoFn):
     """Each record's outlier distances and the rules' drops, with their scores and thresholds."""
 
-    def __init__(self, rules: CleanRules):
-        self._rules = rules
+    def __init__(self, rules: CleanRules, tagger_thresholds: dict[str, float]):
+        self._rules, self._tagger_thresholds = rules, tagger_thresholds
         self._loaded: tuple | None = None
 
     def process(self, item: tuple, statistics_path: str) -> Iterator[Record]:
@@ -169,7 +172,8 @@ class _Decide(beam.DoFn):
             for tag, distance in zip(tags, distances):
                 record.score(tag, "outlier", distance)
         parsed = {t.tag for t in record.tags if t.source == "parsed"}
-        candidates = [Candidate(tag, tag in parsed, **record.scores.get(tag, {})) for tag in record.candidate_tags()]
+        candidates = [Candidate(tag, tag in parsed, tagger_threshold=self._tagger_thresholds.get(tag),
+                                **record.scores.get(tag, {})) for tag in record.candidate_tags()]
         for drop in decide(candidates, statistics, self._rules):
             record.dropped[drop.tag] = {"rule": drop.rule, "score": float(drop.score), "threshold": float(drop.threshold)}
             Metrics.counter(NAMESPACE, f"dropped_{drop.rule}").inc()

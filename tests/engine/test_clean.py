@@ -67,20 +67,22 @@ def test_rules_fire_in_order_and_record_score_and_threshold():
     rules = CleanRules(support=CleanRules().support)
     stats = {"cat": TagStatistics(similarity_threshold=0.2, centroids=np.eye(2, dtype=np.float32), cutoff=0.3)}
     candidates = [
-        Candidate("cat", parsed=True, tagger=0.01, clip=0.1, outlier=0.9),  # no support comes first
-        Candidate("dog", parsed=False, tagger=0.01),  # generated tags are not judged by support
+        Candidate("cat", parsed=True, tagger=0.4, tagger_threshold=0.6, clip=0.1, outlier=0.9),  # support first
+        Candidate("dog", parsed=False, tagger=0.01, tagger_threshold=0.6),  # generated tags: not judged by support
     ]
     drops = decide(candidates, stats, rules)
-    assert [(d.tag, d.rule, d.score, d.threshold) for d in drops] == [("cat", Rule.SUPPORT, 0.01, 0.05)]
-    assert decide([Candidate("cat", True, 0.9, clip=0.1)], stats, rules)[0].rule == Rule.SIMILARITY
-    assert decide([Candidate("cat", True, 0.9, clip=0.5, outlier=0.4)], stats, rules)[0].rule == Rule.OUTLIER
-    assert decide([Candidate("cat", True, 0.9, clip=0.5, outlier=0.1)], stats, rules) == []
+    assert [(d.tag, d.rule, d.score, d.threshold) for d in drops] == [("cat", Rule.SUPPORT, 0.4, pytest.approx(0.55))]
+    just_below = Candidate("cat", True, tagger=0.56, tagger_threshold=0.6, clip=0.5, outlier=0.1)
+    assert decide([just_below], stats, rules) == []  # within the margin
+    assert decide([Candidate("cat", True, 0.9, 0.6, clip=0.1)], stats, rules)[0].rule == Rule.SIMILARITY
+    assert decide([Candidate("cat", True, 0.9, 0.6, clip=0.5, outlier=0.4)], stats, rules)[0].rule == Rule.OUTLIER
+    assert decide([Candidate("cat", True, 0.9, 0.6, clip=0.5, outlier=0.1)], stats, rules) == []
 
 
 def test_switched_off_rules_never_fire():
     rules = CleanRules()
     rules.support.enabled = False
-    assert decide([Candidate("cat", parsed=True, tagger=0.0)], {}, rules) == []
+    assert decide([Candidate("cat", parsed=True, tagger=0.0, tagger_threshold=0.5)], {}, rules) == []
     rules.similarity.enabled = rules.outliers.enabled = False
     stats = fit_tag_statistics(np.array([0.1] * 50), np.ones((50, 4), dtype=np.float32), rules)
     assert stats.similarity_threshold is None and stats.centroids is None
