@@ -2,7 +2,8 @@
 
 A CLIP is named in one of three ways, and nothing is ever downloaded:
 - `ARCH`, an open_clip architecture or one of `configs/clip/*.json`, randomly initialised (tests only);
-- `ARCH:WEIGHTS`, with WEIGHTS a local checkpoint file (e.g. `ViT-B-32:/models/openai.bin`);
+- `ARCH:WEIGHTS`, with WEIGHTS a local checkpoint file (e.g. `ViT-B-32:/models/openai.bin`) or one of
+  open_clip's pretrained tags for ARCH (e.g. `ViT-B-32:openai`, loaded from open_clip's cache);
 - a folder written by `tagmill train-clip` (`clip.json` naming its architecture, `model.safetensors`).
 """
 
@@ -45,7 +46,10 @@ def load_clip(spec: str) -> tuple[torch.nn.Module, object, object]:
         return _load_folder(Path(spec))
     arch, _, weights = spec.partition(":")
     if weights and not Path(weights).is_file():
-        raise FileNotFoundError(f"CLIP weights {weights} do not exist")
+        if weights in open_clip.list_pretrained_tags_by_model(arch):
+            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=weights)
+            return model.eval(), preprocess, open_clip.get_tokenizer(arch)
+        raise FileNotFoundError(f"CLIP weights {weights} are neither a file nor a pretrained tag of {arch}")
     model, preprocess, tokenizer = create_clip(arch)
     if weights:
         open_clip.load_checkpoint(model, weights)
