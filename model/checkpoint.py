@@ -35,6 +35,8 @@ def save_tagger(model: Tagger, folder: str | Path, tags: list[str], extra: dict[
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {"format": FORMAT_VERSION, "config": model.config.to_dict(), "tags": list(tags),
             "thresholds": model.thresholds.tolist(), "text_dim": _text_dim(model), **(extra or {})}
+    if model.caption_tokenizer is not None:
+        meta["caption_tokenizer"] = model.caption_tokenizer.to_str()
     _atomic_write(folder / MODEL_FILE, lambda path: save_file(state, str(path)))
     _atomic_write(folder / META_FILE, lambda path: path.write_text(json.dumps(meta, indent=1) + "\n"))
 
@@ -45,7 +47,15 @@ def load_tagger(folder: str | Path, device: str | torch.device = "cpu") -> tuple
     config = model_config(meta["config"])
     text_dim = meta.get("text_dim")
     text = torch.zeros(len(meta["tags"]), text_dim) if text_dim else None
-    model = Tagger(config, len(meta["tags"]), text)
+    tokenizer = None
+    if meta.get("caption_tokenizer"):
+        from tagmill.model.caption import load_tokenizer
+
+        tokenizer = load_tokenizer(meta["caption_tokenizer"])
+    try:
+        model = Tagger(config, len(meta["tags"]), text, tokenizer)
+    except ValueError as err:
+        raise CheckpointError(f"{folder}: {err}") from None
     state = load_file(str(Path(folder) / MODEL_FILE))
     missing, unexpected = _mismatch(model, state)
     if missing or unexpected:

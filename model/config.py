@@ -33,6 +33,16 @@ class HeadConfig:
 
 
 @dataclass
+class CaptionConfig:
+    enabled: bool = False  # Tag2Text's tag-guided caption head (a small transformers decoder)
+    layers: int = 2
+    heads: int = 4
+    max_tokens: int = 32  # caption length, [BOS] and [EOS] included
+    vocabulary: int = 2000  # words kept by the tokenizer trained on the training captions
+    weight: float = 1.0  # of the caption loss beside the tagging loss
+
+
+@dataclass
 class ModelConfig:
     name: str = "tiny"
     image_size: int = 64
@@ -40,6 +50,7 @@ class ModelConfig:
     std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
+    caption: CaptionConfig = field(default_factory=CaptionConfig)
     default_threshold: float = 0.5  # for tags with no calibrated threshold
 
     def to_dict(self) -> dict[str, Any]:

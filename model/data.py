@@ -12,7 +12,7 @@ import io
 import json
 import random
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -64,13 +64,15 @@ class SampleDecoder:
     sources: tuple[str, ...] = ()  # only tags from these sources are targets; empty: the final tags
     augment: bool = False  # training augmentation: random horizontal flips and shifts
 
-    def __call__(self, sample: dict) -> tuple[torch.Tensor, torch.Tensor, str] | None:
+    def __call__(self, sample: dict) -> tuple[torch.Tensor, torch.Tensor, str, str] | None:
         try:
             meta = json.loads(sample["json"])
             image = self._image(sample)
         except (KeyError, ValueError, OSError, SyntaxError, AttributeError):
             return None
-        return image, self.target(meta), sample["__key__"]
+        captions = meta.get("captions") or [""]
+        caption = random.choice(captions) if self.augment else captions[0]  # for a caption head
+        return image, self.target(meta), sample["__key__"], caption
 
     def target(self, meta: dict) -> torch.Tensor:
         target = torch.zeros(len(self.tag_index))
@@ -118,6 +120,7 @@ class Batch:
     targets: torch.Tensor
     keys: list[str]
     skipped: int  # samples in this batch's stretch of the stream that could not be decoded
+    captions: list[str] = field(default_factory=list)
 
 
 SKIPPED = "skipped"  # stands in for an undecodable sample, which webdataset's map would drop unseen
@@ -137,8 +140,8 @@ def collate(items: list) -> Batch:
     skipped = len(items) - len(usable)
     if not usable:
         return Batch(torch.empty(0), torch.empty(0), [], skipped)
-    images, targets, keys = zip(*usable)
-    return Batch(torch.stack(images), torch.stack(targets), list(keys), skipped)
+    images, targets, keys, *captions = zip(*usable)
+    return Batch(torch.stack(images), torch.stack(targets), list(keys), skipped, list(captions[0]) if captions else [])
 
 
 def make_loader(paths: list[str], decoder: SampleDecoder, batch_size: int, split: str, holdout: float,

@@ -32,6 +32,17 @@ class LoadedTagger:
             return self.decoder.transform(upright(opened).convert("RGB"))
 
     @torch.no_grad()
+    def captions(self, encoded: list[bytes]) -> list[str]:
+        """Tag-guided captions from the caption head, conditioned on the tags predicted above threshold."""
+        if self.model.caption is None:
+            raise ValueError("this tagger has no caption head (train one with caption.enabled)")
+        batch = torch.stack([self.preprocess(data) for data in encoded]).to(self.device)
+        features, tokens = self.model.encode(batch)
+        predicted = torch.sigmoid(self.model.tag_logits(features, tokens)) >= self.model.thresholds
+        states, mask = self.model.caption_context(tokens, predicted)
+        return self.model.caption.generate(self.model.caption_tokenizer, states, mask)
+
+    @torch.no_grad()
     def scores(self, encoded: list[bytes]) -> np.ndarray:
         """(images, tags) probabilities."""
         batch = torch.stack([self.preprocess(data) for data in encoded]).to(self.device)
@@ -40,9 +51,13 @@ class LoadedTagger:
         return torch.sigmoid(logits.float()).cpu().numpy()
 
 
-def tag_images(model_dir: str, paths: list[str]) -> list[list[tuple[str, float]]]:
-    """Per image, the tags scoring at or above their thresholds, highest first, with their scores."""
+def tag_images(model_dir: str, paths: list[str]) -> list[tuple[list[tuple[str, float]], str | None]]:
+    """Per image, the tags scoring at or above their thresholds (highest first, with their scores) and,
+    when the tagger has a caption head, its caption."""
     tagger = LoadedTagger(model_dir, device="cpu")
-    scores = tagger.scores([Path(path).read_bytes() for path in paths])
-    return [sorted(((tagger.tags[i], float(row[i])) for i in np.flatnonzero(row >= tagger.thresholds)),
+    encoded = [Path(path).read_bytes() for path in paths]
+    scores = tagger.scores(encoded)
+    captions = tagger.captions(encoded) if tagger.model.caption is not None else [None] * len(paths)
+    tags = [sorted(((tagger.tags[i], float(row[i])) for i in np.flatnonzero(row >= tagger.thresholds)),
                    key=lambda x: -x[1]) for row in scores]
+    return list(zip(tags, captions))

@@ -85,7 +85,8 @@ class LabelQueries(nn.Module):
 class Tagger(nn.Module):
     """Images in, one logit per tag out; thresholds per tag travel with the weights."""
 
-    def __init__(self, config: ModelConfig, num_tags: int, text_embeddings: torch.Tensor | None = None):
+    def __init__(self, config: ModelConfig, num_tags: int, text_embeddings: torch.Tensor | None = None,
+                 caption_tokenizer=None):
         super().__init__()
         if (config.head.queries == "text") != (text_embeddings is not None):
             raise ValueError(f"model {config.name!r} has {config.head.queries} queries: "
@@ -101,15 +102,33 @@ class Tagger(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_tags))
         self.pooled = LabelQueries(num_tags, self.encoder.dim, text_embeddings) if head.pooled_branch else None
         self.register_buffer("thresholds", torch.full((num_tags,), config.default_threshold))
+        self.caption, self.caption_tokenizer = None, caption_tokenizer
+        if config.caption.enabled:
+            if caption_tokenizer is None:
+                raise ValueError(f"model {config.name!r} has a caption head: give it the caption tokenizer")
+            from tagmill.model.caption import CaptionHead
+
+            c = config.caption
+            self.caption = CaptionHead(head.dim, c.layers, c.heads, c.max_tokens, caption_tokenizer.get_vocab_size())
 
     @property
     def num_tags(self) -> int:
         return len(self.thresholds)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.tag_logits(*self.encode(images))
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder's features and their projection to the head's width (the image tokens)."""
         features = self.encoder(images)
-        tokens = self.project_tokens(_scale_gradient(features, self.config.head.encoder_grad_scale))
-        queries = self.queries().unsqueeze(0).expand(images.shape[0], -1, -1)
+        return features, self.project_tokens(_scale_gradient(features, self.config.head.encoder_grad_scale))
+
+    def caption_context(self, tokens: torch.Tensor, tags: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The caption decoder's cross-attention input: image tokens and the chosen tags' query vectors."""
+        return self.caption.context(tokens, self.queries(), tags)
+
+    def tag_logits(self, features: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        queries = self.queries().unsqueeze(0).expand(tokens.shape[0], -1, -1)
         for layer in self.layers:
             queries = layer(queries, tokens)
         logits = (self.norm(queries) * self.classifier()).sum(-1) + self.bias

@@ -20,7 +20,7 @@ from tagmill.model.config import ModelConfig, model_config
 from tagmill.model.data import SampleDecoder, iterate_batches, make_loader, shard_paths
 from tagmill.model.evaluate import calibrate_thresholds, predict, tag_metrics
 from tagmill.model.tagger import Tagger
-from tagmill.model.vocabulary import count_split, shard_vocabulary
+from tagmill.model.vocabulary import count_split, shard_captions, shard_vocabulary
 
 log = logging.getLogger(__name__)
 STATE_DIR = "checkpoints/last"
@@ -68,8 +68,14 @@ class TaggerWithLoss(nn.Module):
         super().__init__()
         self.model, self.loss = model, loss
 
-    def forward(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self.loss(self.model(images).float(), targets)
+    def forward(self, images: torch.Tensor, targets: torch.Tensor, captions: list[str] | None = None) -> torch.Tensor:
+        features, tokens = self.model.encode(images)
+        loss = self.loss(self.model.tag_logits(features, tokens).float(), targets)
+        if self.model.caption is not None and captions:
+            ids = self.model.caption.encode(self.model.caption_tokenizer, captions).to(images.device)
+            states, mask = self.model.caption_context(tokens, targets > 0.5)  # conditioned on the target tags
+            loss = loss + self.model.config.caption.weight * self.model.caption.loss(states, mask, ids).float()
+        return loss
 
 
 def pick_device(requested: str) -> torch.device:
@@ -89,13 +95,18 @@ def train(shards: str | Path, out_dir: str | Path, config: TrainConfig) -> dict:
     paths = shard_paths(shards)
     tags = shard_vocabulary(paths)
     device = pick_device(config.device)
-    model = _new_model(model_config(config.model), tags, config).to(device)
+    model = _new_model(model_config(config.model), tags, config, paths).to(device)
     run = _Run(config, model, paths, tags, device, out)
     run.fit()
     return run.finish()
 
 
-def _new_model(architecture: ModelConfig, tags: list[str], config: TrainConfig) -> Tagger:
+def _new_model(architecture: ModelConfig, tags: list[str], config: TrainConfig, paths: list[str]) -> Tagger:
+    tokenizer = None
+    if architecture.caption.enabled:
+        from tagmill.model.caption import train_tokenizer
+
+        tokenizer = train_tokenizer(shard_captions(paths), architecture.caption.vocabulary)
     text = None
     if architecture.head.queries == "text":
         from tagmill.model.clip import text_embeddings
@@ -103,7 +114,7 @@ def _new_model(architecture: ModelConfig, tags: list[str], config: TrainConfig) 
         if not config.text_encoder:
             raise ValueError(f"model {architecture.name!r} scores tags by their text: set text_encoder")
         text = text_embeddings(config.text_encoder, tags)
-    return Tagger(architecture, len(tags), text)
+    return Tagger(architecture, len(tags), text, tokenizer)
 
 
 class _Run:
@@ -170,7 +181,7 @@ class _Run:
     def _step(self, batch, index: int) -> float:
         autocast = self.config.bf16 and self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
-            loss = self.wrapped(batch.images.to(self.device), batch.targets.to(self.device))
+            loss = self.wrapped(batch.images.to(self.device), batch.targets.to(self.device), batch.captions)
         (loss / self.config.accumulate).backward()
         self.state["batches_done"] = index + 1
         self.state["skipped"] += batch.skipped

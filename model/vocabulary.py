@@ -30,3 +30,10 @@ def _column(tar_path: str, name: str) -> list:
     if not table_path.is_file():
         raise ShardError(f"{tar_path} has no {table_path.name} beside it (write shards with `tagmill run`)")
     return pq.read_table(table_path, columns=[name]).column(name).to_pylist()
+
+
+def shard_captions(paths: list[str]):
+    """Every caption of every sample, shard by shard (for training a caption tokenizer)."""
+    for path in paths:
+        for captions in _column(path, "captions"):
+            yield from captions

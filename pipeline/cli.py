@@ -251,8 +251,10 @@ def _add_tag(commands) -> None:
 def _tag(args) -> None:
     from tagmill.model.predict import tag_images
 
-    for path, tags in zip(args.images, tag_images(args.model, args.images)):
+    for path, (tags, caption) in zip(args.images, tag_images(args.model, args.images)):
         print(f"{path}: " + ", ".join(f"{tag} ({score:.2f})" for tag, score in tags))
+        if caption is not None:
+            print(f"  caption: {caption}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tagmill.model.caption import train_tokenizer
 from tagmill.model.config import model_config
 from tagmill.model.tagger import Tagger
 
@@ -28,12 +29,17 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+CAPTIONS = ["a red circle on the grass", "two blue squares by the sea", "a green star in the snow"]
+
+
 def build_tagger(name: str, num_tags: int = 6, seed: int = 0) -> Tagger:
-    """A registered architecture with random text embeddings where it scores tags by their text."""
+    """A registered architecture with random text embeddings where it scores tags by their text, and a
+    caption tokenizer of a few captions where it has a caption head."""
     torch.manual_seed(seed)
     config = model_config(name)
     text = torch.randn(num_tags, TEXT_DIM) if config.head.queries == "text" else None
-    return Tagger(config, num_tags, text)
+    tokenizer = train_tokenizer(CAPTIONS, 100) if config.caption.enabled else None
+    return Tagger(config, num_tags, text, tokenizer)
 
 
 def images(model: Tagger, batch: int = 2, seed: int = 1) -> torch.Tensor:

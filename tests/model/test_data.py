@@ -54,16 +54,16 @@ def test_no_holdout_trains_on_everything():
 # ---- SampleDecoder -------------------------------------------------------------------------
 
 def test_decoder_gives_an_image_tensor_a_multi_hot_target_and_the_key():
-    image, target, key = _decoder()(sample("k1", ["red", "beach", "not in vocab"], jpeg_bytes((40, 30))))
+    image, target, key, caption = _decoder()(sample("k1", ["red", "beach", "not in vocab"], jpeg_bytes((40, 30))))
     assert image.shape == (3, 32, 32) and image.dtype == torch.float32
     torch.testing.assert_close(image, torch.ones(3, 32, 32), rtol=0, atol=0.02)  # white, normalised to 1
     assert target.tolist() == [0.0, 1.0, 1.0, 0.0]
-    assert key == "k1"
+    assert key == "k1" and caption == ""  # the sample has no captions
 
 
 def test_decoder_reads_other_formats_and_modes():
     for data, ext in [(png_bytes(), "png"), (jpeg_bytes(mode="L", color=128), "jpg")]:
-        image, target, _ = _decoder()(sample("k", ["circle"], data, ext=ext))
+        image, target, _, _ = _decoder()(sample("k", ["circle"], data, ext=ext))
         assert image.shape == (3, 32, 32)
         assert target.tolist() == [1.0, 0.0, 0.0, 0.0]
 
@@ -73,7 +73,7 @@ def test_augmented_images_keep_their_shape():
     Image.linear_gradient("L").resize((48, 48)).convert("RGB").save(buffer, format="PNG")
     decoder = _decoder(augment=True)
     for _ in range(5):
-        image, _, _ = decoder(sample("k", ["circle"], buffer.getvalue(), ext="png"))
+        image, _, _, _ = decoder(sample("k", ["circle"], buffer.getvalue(), ext="png"))
         assert image.shape == (3, 32, 32)
 
 

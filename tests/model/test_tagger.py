@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from model_helpers import TEXT_DIM, build_tagger, images, one_torch_thread  # noqa: F401
+from model_helpers import CAPTIONS, TEXT_DIM, build_tagger, images, one_torch_thread  # noqa: F401
 from tagmill.engine.config import ConfigError
 from tagmill.model.config import MODEL_CONFIGS, available_models, model_config
 from tagmill.model.tagger import Tagger
@@ -36,6 +36,11 @@ def test_forward_gives_one_logit_per_tag_and_gradients_reach_every_part(name):
     for part in (model.encoder, model.project_tokens, model.queries, model.layers, model.norm, model.classifier):
         assert _has_gradient(part), type(part).__name__
     assert model.bias.grad is not None and model.bias.grad.abs().sum() > 0
+    if model.caption is not None:
+        _, tokens = model.encode(images(model, batch=3))
+        ids = model.caption.encode(model.caption_tokenizer, CAPTIONS)
+        model.caption.loss(*model.caption_context(tokens, torch.ones(3, 6, dtype=torch.bool)), ids).backward()
+        assert _has_gradient(model.caption)
 
 
 def test_open_set_queries_are_projections_of_the_text_embeddings():

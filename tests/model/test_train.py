@@ -162,7 +162,8 @@ def test_tagging_image_files_with_the_checkpoint(trained, tmp_path):
     model, tags = load_tagger(model_dir)
     found = tag_images(str(model_dir), [str(p) for p in paths])
     assert len(found) == 2
-    for row in found:
+    for row, caption in found:
+        assert caption is None  # no caption head
         scores = [score for _, score in row]
         assert scores == sorted(scores, reverse=True)
         for tag, score in row:
