@@ -50,6 +50,7 @@ class GenerateConfig:
     batch_size: int = 64
     cpu_threads: int = 1  # torch threads per worker process on the CPU
     bf16: bool = True  # autocast on CUDA
+    captions: bool = False  # the tagger's caption head writes a caption, parsed like the others (Tag2Text)
 
 
 @dataclass

@@ -61,6 +61,7 @@ class Record:
     image: bytes | None = None
     image_ext: str = ""  # the original file extension, without the dot
     captions: list[str] = field(default_factory=list)
+    generated_caption: str = ""  # written by the tagger's caption head, when the run asks for it
     meta: dict[str, Any] = field(default_factory=dict)  # the input's own per-sample JSON
     width: int = 0
     height: int = 0

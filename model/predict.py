@@ -31,24 +31,24 @@ class LoadedTagger:
         with Image.open(io.BytesIO(encoded)) as opened:
             return self.decoder.transform(upright(opened).convert("RGB"))
 
-    @torch.no_grad()
-    def captions(self, encoded: list[bytes]) -> list[str]:
-        """Tag-guided captions from the caption head, conditioned on the tags predicted above threshold."""
-        if self.model.caption is None:
-            raise ValueError("this tagger has no caption head (train one with caption.enabled)")
-        batch = torch.stack([self.preprocess(data) for data in encoded]).to(self.device)
-        features, tokens = self.model.encode(batch)
-        predicted = torch.sigmoid(self.model.tag_logits(features, tokens)) >= self.model.thresholds
-        states, mask = self.model.caption_context(tokens, predicted)
-        return self.model.caption.generate(self.model.caption_tokenizer, states, mask)
-
-    @torch.no_grad()
     def scores(self, encoded: list[bytes]) -> np.ndarray:
         """(images, tags) probabilities."""
+        return self.predict(encoded, captions=False)[0]
+
+    @torch.no_grad()
+    def predict(self, encoded: list[bytes], captions: bool) -> tuple[np.ndarray, list[str] | None]:
+        """(images, tags) probabilities and, when asked, the caption head's captions conditioned on the
+        tags predicted above their thresholds."""
+        if captions and self.model.caption is None:
+            raise ValueError("this tagger has no caption head (train one whose model config enables caption)")
         batch = torch.stack([self.preprocess(data) for data in encoded]).to(self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            logits = self.model(batch)
-        return torch.sigmoid(logits.float()).cpu().numpy()
+            features, tokens = self.model.encode(batch)
+            scores = torch.sigmoid(self.model.tag_logits(features, tokens).float())
+            if not captions:
+                return scores.cpu().numpy(), None
+            states, mask = self.model.caption_context(tokens, scores >= self.model.thresholds)
+            return scores.cpu().numpy(), self.model.caption.generate(self.model.caption_tokenizer, states, mask)
 
 
 def tag_images(model_dir: str, paths: list[str]) -> list[tuple[list[tuple[str, float]], str | None]]:
@@ -56,8 +56,8 @@ def tag_images(model_dir: str, paths: list[str]) -> list[tuple[list[tuple[str, f
     when the tagger has a caption head, its caption."""
     tagger = LoadedTagger(model_dir, device="cpu")
     encoded = [Path(path).read_bytes() for path in paths]
-    scores = tagger.scores(encoded)
-    captions = tagger.captions(encoded) if tagger.model.caption is not None else [None] * len(paths)
+    scores, captions = tagger.predict(encoded, captions=tagger.model.caption is not None)
+    captions = captions or [None] * len(paths)
     tags = [sorted(((tagger.tags[i], float(row[i])) for i in np.flatnonzero(row >= tagger.thresholds)),
                    key=lambda x: -x[1]) for row in scores]
     return list(zip(tags, captions))

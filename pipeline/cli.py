@@ -196,9 +196,13 @@ def _report(args) -> None:
 
 def _add_train(commands) -> None:
     sub = _command(commands, "train", _train, "Train a tagging model on the shards a run wrote.")
+    _training_arguments(sub, "model folder (resumes when it holds a checkpoint)", "configs/train/tiny.yaml")
+
+
+def _training_arguments(sub: argparse.ArgumentParser, out_help: str, config_example: str) -> None:
     sub.add_argument("--shards", required=True, help="a run's output folder or its shards/ folder")
-    sub.add_argument("--out", required=True, help="model folder (resumes when it holds a checkpoint)")
-    sub.add_argument("--config", help="YAML training config, e.g. configs/train/tiny.yaml")
+    sub.add_argument("--out", required=True, help=out_help)
+    sub.add_argument("--config", help=f"YAML training config, e.g. {config_example}")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
 
 
@@ -214,10 +218,7 @@ def _train(args) -> None:
 def _add_train_clip(commands) -> None:
     sub = _command(commands, "train-clip", _train_clip,
                    "Train a small CLIP on the image-caption pairs of the shards a run wrote (for clean.clip).")
-    sub.add_argument("--shards", required=True, help="a run's output folder or its shards/ folder")
-    sub.add_argument("--out", required=True, help="CLIP folder to write")
-    sub.add_argument("--config", help="YAML config, e.g. configs/train/tiny-clip.yaml")
-    sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    _training_arguments(sub, "CLIP folder to write", "configs/train/tiny-clip.yaml")
 
 
 def _train_clip(args) -> None:

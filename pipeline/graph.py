@@ -51,7 +51,7 @@ def build_run(pipeline: beam.Pipeline, tasks: list[ShardTask], config: RunConfig
     if "parse" in config.stages:
         records = records | "Parse" >> beam.ParDo(ParseCaptions(vocab))
     if "generate" in config.stages:
-        records = records | "Generate" >> Generate(config.generate, vocab["tags"])
+        records = records | "Generate" >> Generate(config.generate, vocab)
     if "clean" in config.stages:
         statistics = str(Path(shards_dir).parent / CLEAN_STATISTICS)
         records = records | "Clean" >> Clean(config.clean, vocab["tags"], statistics, _tagger_thresholds(config))

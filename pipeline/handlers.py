@@ -45,14 +45,14 @@ class _ImageModelHandler(ModelHandler[bytes, np.ndarray, Any]):
 
 
 class TaggerHandler(_ImageModelHandler):
-    """A tagger checkpoint: per image, the probability of every tag of the model."""
+    """A tagger checkpoint: per image, the probability of every tag of the model, and a caption when asked."""
 
     namespace = "tagmill_generate"
 
     def __init__(self, model_dir: str, device: str = "auto", batch_size: int = 64, cpu_threads: int = 1,
-                 bf16: bool = True):
+                 bf16: bool = True, captions: bool = False):
         super().__init__(device, batch_size, cpu_threads)
-        self._model_dir, self._bf16 = model_dir, bf16
+        self._model_dir, self._bf16, self._captions = model_dir, bf16, captions
 
     def load_model(self):
         from tagmill.model.predict import LoadedTagger
@@ -60,8 +60,9 @@ class TaggerHandler(_ImageModelHandler):
         self._limit_threads()
         return LoadedTagger(self._model_dir, self._device, self._bf16)
 
-    def _predict(self, model, images: list[bytes]) -> np.ndarray:
-        return model.scores(images)
+    def _predict(self, model, images: list[bytes]) -> list[tuple[np.ndarray, str | None]]:
+        scores, captions = model.predict(images, self._captions)
+        return list(zip(scores, captions or [None] * len(images)))
 
 
 class ClipHandler(_ImageModelHandler):

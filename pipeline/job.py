@@ -138,6 +138,8 @@ def check_models(config: RunConfig, vocab: Vocabulary) -> None:
         merge = GeneratedTags(meta["tags"], meta["thresholds"], list(vocab.tags))
     except (CheckpointError, VocabularyMismatch) as err:
         raise RunError(f"generate.model: {err}") from None
+    if config.generate.captions and not meta["config"].get("caption", {}).get("enabled"):
+        raise RunError(f"generate.captions: the tagger {config.generate.model} has no caption head")
     if merge.unknown:
         log.warning("%d of the tagger's tags are not in the run's vocabulary and are never generated: %s",
                     len(merge.unknown), ", ".join(merge.unknown[:10]))

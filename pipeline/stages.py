@@ -19,9 +19,11 @@ from tagmill.engine.clean import (Candidate, CleanRules, TagClusters, TagStatist
                                   load_statistics, sample_priority, save_statistics)
 from tagmill.engine.config import CleanConfig, GenerateConfig
 from tagmill.engine.merge import GeneratedTags
-from tagmill.engine.records import Record, Reject
+from tagmill.engine.parse import CaptionParser
+from tagmill.engine.records import Record, Reject, TagSource
+from tagmill.engine.vocab import Vocabulary
 from tagmill.pipeline.handlers import ClipHandler, TaggerHandler
-from tagmill.pipeline.transforms import NAMESPACE
+from tagmill.pipeline.transforms import NAMESPACE, parsed_tags
 
 
 class _InferRecords(beam.PTransform):
@@ -54,31 +56,41 @@ def _reject_batch(failure: tuple, step: str) -> Iterator[Record]:
 class Generate(beam.PTransform):
     """The tagger's tags above their thresholds join the parsed ones; every candidate gets its score."""
 
-    def __init__(self, config: GenerateConfig, vocabulary: list[str]):
+    def __init__(self, config: GenerateConfig, vocabulary: dict):
         super().__init__()
         self._config, self._vocabulary = config, vocabulary
 
     def expand(self, records):
         config = self._config
-        handler = TaggerHandler(config.model, config.device, config.batch_size, config.cpu_threads, config.bf16)
+        handler = TaggerHandler(config.model, config.device, config.batch_size, config.cpu_threads, config.bf16,
+                                config.captions)
         rows, rejects = records | "Tagger" >> _InferRecords(handler, "generate")
         merged = rows | "Merge" >> beam.ParDo(_MergeGenerated(config.model, self._vocabulary))
         return (merged, rejects) | "Records" >> beam.Flatten()
 
 
 class _MergeGenerated(beam.DoFn):
-    def __init__(self, model_dir: str, vocabulary: list[str]):
+    """The tagger's tags and scores join the record; a generated caption is parsed like the others."""
+
+    def __init__(self, model_dir: str, vocabulary: dict):
         self._model_dir, self._vocabulary = model_dir, vocabulary
 
     def setup(self):
         from tagmill.model.checkpoint import read_meta
 
         meta = read_meta(self._model_dir)
-        self._merge = GeneratedTags(meta["tags"], meta["thresholds"], self._vocabulary)
+        self._merge = GeneratedTags(meta["tags"], meta["thresholds"], self._vocabulary["tags"])
+        self._parser = CaptionParser(Vocabulary.from_json(self._vocabulary))
         self._generated = Metrics.counter(NAMESPACE, "tags_generated")
 
     def process(self, item: tuple) -> Iterator[Record]:
-        record, scores = item
+        record, (scores, caption) = item
+        if caption:  # first, so the tagger scores the caption's tags too
+            record.generated_caption = caption
+            known = set(record.candidate_tags())
+            for source in parsed_tags(self._parser, [caption]):
+                if source.tag not in known:
+                    record.tags.append(TagSource(source.tag, "generated", caption=-1, text=source.text))
         self._generated.inc(self._merge.merge(record, scores))
         yield record
 

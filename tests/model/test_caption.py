@@ -17,7 +17,6 @@ from tagmill.model.train import load_train_config, train
 from tagmill.pipeline.job import run
 
 
-
 def captioning(name="tiny"):
     config = model_config(name)
     config.caption.enabled = True

@@ -12,7 +12,10 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from helpers import make_world, read_jsonl
+from tagmill.engine.parse import CaptionParser
 from tagmill.engine.records import Record, Reject
+from tagmill.engine.vocab import Vocabulary
+from tagmill.model.caption import train_tokenizer
 from tagmill.model.checkpoint import save_tagger
 from tagmill.model.config import model_config
 from tagmill.model.predict import LoadedTagger
@@ -22,9 +25,10 @@ from tagmill.pipeline.job import run
 from tagmill.pipeline.stages import _InferRecords
 
 
-def save_random_tagger(folder: Path, tags: list[str], threshold: float = 0.5) -> Path:
+def save_random_tagger(folder: Path, tags: list[str], threshold: float = 0.5, captions: list[str] = ()) -> Path:
     torch.manual_seed(0)
-    model = Tagger(model_config("tiny"), len(tags))
+    tokenizer = train_tokenizer(captions, 200) if captions else None
+    model = Tagger(model_config("tiny-caption" if captions else "tiny"), len(tags), caption_tokenizer=tokenizer)
     model.thresholds.fill_(threshold)
     save_tagger(model, folder, tags)
     return folder
@@ -105,3 +109,28 @@ def test_failed_inference_turns_its_batch_into_rejects():
         assert_that(rejects | "Why" >> beam.Map(lambda r: (r.id, r.reject_reason, "cannot score black" in r.reject_message)),
                     equal_to([("s3", Reject.INFERENCE_FAILED, True), ("bad", Reject.IMAGE_CORRUPT, False)]),
                     label="rejects")
+
+
+def test_generated_captions_are_parsed_into_generated_tags(world, tmp_path):
+    tags = [t for t in (world / "tags.txt").read_text().splitlines() if t]
+    captions = ["a red circle on the grass", "a blue star by the sea", "two green squares in the snow"]
+    model = save_random_tagger(tmp_path / "model", tags, captions=captions)
+    run(engine_args(world, tmp_path / "out", model, "--set", "generate.captions=true"))
+    parser = CaptionParser(Vocabulary.from_files(world / "tags.txt", world / "synonyms.json"))
+    found = samples(tmp_path / "out").values()
+    assert any(e["text"] for s in found for entries in s["tag_sources"].values() for e in entries
+               if e["source"] == "generated")
+    for sample in found:
+        assert sample["generated_caption"]
+        from_caption = {t for t, entries in sample["tag_sources"].items()
+                        if any(e["source"] == "generated" and e["text"] for e in entries)}  # words of the caption
+        named = {m.tag for m in parser.mentions(sample["generated_caption"]) if m.ignored is None}
+        assert from_caption <= named
+        assert all("tagger" in sample["scores"][t] for t in sample["tag_sources"])
+
+
+def test_asking_captions_of_a_tagger_without_a_caption_head_is_a_clear_error(world, tmp_path):
+    tags = [t for t in (world / "tags.txt").read_text().splitlines() if t]
+    model = save_random_tagger(tmp_path / "model", tags)
+    with pytest.raises(ValueError, match="has no caption head"):
+        run(engine_args(world, tmp_path / "out", model, "--set", "generate.captions=true"))
