@@ -52,7 +52,7 @@ class OutlierRuleConfig:
 @dataclass
 class SupportRuleConfig:
     enabled: bool = True
-    margin: float = 0.05  # a caption's tag is dropped when the tagger scores it this far below the tag's threshold
+    margin: float = 0.0  # a caption's tag is dropped when the tagger scores it this far below the tag's threshold
 
 
 @dataclass

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from tagmill.engine.clean import (Candidate, CleanRules, OutlierRuleConfig, Rule, SimilarityRuleConfig,
-                                  TagClusters, TagStatistics, centroid_distances, decide, fit_clusters,
-                                  fit_tag_statistics, sample_priority, similarity_threshold)
+                                  SupportRuleConfig, TagClusters, TagStatistics, centroid_distances, decide,
+                                  fit_clusters, fit_tag_statistics, sample_priority, similarity_threshold)
 
 
 def test_fixed_similarity_threshold_is_used_as_given():
@@ -64,7 +64,7 @@ def test_tag_clusters_score_pairs_like_the_single_tag_function():
 
 
 def test_rules_fire_in_order_and_record_score_and_threshold():
-    rules = CleanRules(support=CleanRules().support)
+    rules = CleanRules(support=SupportRuleConfig(margin=0.05))
     stats = {"cat": TagStatistics(similarity_threshold=0.2, centroids=np.eye(2, dtype=np.float32), cutoff=0.3)}
     candidates = [
         Candidate("cat", parsed=True, tagger=0.4, tagger_threshold=0.6, clip=0.1, outlier=0.9),  # support first

@@ -115,7 +115,7 @@ def test_the_engine_config_names_every_stage():
     config = load_config(Path(__file__).parents[2] / "configs" / "engine.yaml",
                          ["generate.model=m", "clean.clip=c", "clean.rules.outliers.drop_fraction=0.05"])
     assert config.stages == ["parse", "generate", "clean"]
-    assert config.clean.rules.outliers.drop_fraction == 0.05 and config.clean.rules.support.margin == 0.05
+    assert config.clean.rules.outliers.drop_fraction == 0.05 and config.clean.rules.support.margin == 0.0
 
 
 @pytest.mark.parametrize("key", [
