@@ -32,8 +32,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     results = [measure(name, device, args) for name in args.models]
     for row in results:
-        print(f"{row['model']:>14} on {row['device']}: train {row['train_img_s']:8.1f} img/s (batch {row['batch']}), "
-              f"inference {row['infer_img_s']:8.1f} img/s (batch {row['infer_batch']})")
+        print(f"{row['model']:>14} on {row['device']}: train {row['train_img_s']:8.2f} img/s (batch {row['batch']}), "
+              f"inference {row['infer_img_s']:8.2f} img/s (batch {row['infer_batch']})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
