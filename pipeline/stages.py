@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Iterator
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
-
-import numpy as np
 
 from tagmill.engine.clean import (Candidate, CleanRules, TagClusters, TagStatistics, decide, fit_tag_statistics,
                                   load_statistics, sample_priority, save_statistics)
