@@ -42,6 +42,8 @@ def read_samples(shards_dir: Path) -> Iterator[dict]:
 def build_report(out: str | Path, truth: str | Path | None = None) -> dict:
     """The report's data; also written to OUT/report.json."""
     out = Path(out)
+    if not (out / "shards").is_dir():
+        raise ValueError(f"{out} has no shards/ folder: not the output of `tagmill run`")
     run = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
     samples = list(read_samples(out / "shards"))
     report = {

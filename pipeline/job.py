@@ -65,6 +65,8 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
 def execute(args: argparse.Namespace, test_pipeline: beam.Pipeline | None = None) -> dict:
     config_path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
     config = load_config(config_path, args.set)
+    if args.truth and not Path(args.truth).is_file():
+        raise ValueError(f"--truth {args.truth} is not a file (truth.jsonl: one {{\"key\", \"tags\"}} per line)")
     try:
         summary = run_job(config, args.input, args.output, test_pipeline)
     except RunError as err:

@@ -69,3 +69,14 @@ def test_report_page_renders_in_headless_chromium(audited, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert console == []
     assert shot.stat().st_size > 10_000
+
+
+def test_a_missing_truth_file_is_a_clear_error_before_the_run(world, tmp_path):  # noqa: F811
+    with pytest.raises(ValueError, match="--truth .* is not a file"):
+        run(["--input", str(world), "--output", str(tmp_path / "out"), "--truth", str(tmp_path / "nope.jsonl")])
+    assert not (tmp_path / "out").exists()
+
+
+def test_reporting_on_a_folder_without_shards_is_a_clear_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "has no shards/ folder: not the output of `tagmill run`" in capsys.readouterr().err
