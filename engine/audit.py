@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
-from typing import Iterable
 
 STAGES = ("parsed", "generated", "cleaned")
 
@@ -30,21 +30,34 @@ def read_truth(path: str | Path) -> dict[str, set[str]]:
     return truth
 
 
-def truth_metrics(samples: Iterable[dict], truth: dict[str, set[str]]) -> dict[str, dict[str, float]]:
-    """Micro precision, recall and F1 of each stage's tags over the samples the truth knows."""
-    from sklearn.metrics import precision_recall_fscore_support
-    from sklearn.preprocessing import MultiLabelBinarizer
+class TruthCounts:
+    """Micro precision, recall and F1 of each stage's tags, counted sample by sample against a truth."""
 
-    known = [s for s in samples if s["id"] in truth]
-    if not known:
-        return {}
-    labels = sorted(set().union(*truth.values(), *(set(s.get("tag_sources", {})) for s in known)))
-    binarizer = MultiLabelBinarizer(classes=labels).fit([labels])
-    expected = binarizer.transform([truth[s["id"]] for s in known])
-    metrics = {}
-    for stage in STAGES:
-        found = binarizer.transform([stage_tags(s)[stage] for s in known])
-        precision, recall, f1, _ = precision_recall_fscore_support(expected, found, average="micro", zero_division=0)
-        metrics[stage] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4),
-                          "f1": round(float(f1), 4), "samples": len(known)}
-    return metrics
+    def __init__(self, truth: dict[str, set[str]]):
+        self.truth = truth
+        self.counts = {stage: Counter() for stage in STAGES}
+        self.samples = 0
+
+    def add(self, sample: dict) -> None:
+        expected = self.truth.get(sample["id"])
+        if expected is None:
+            return
+        self.samples += 1
+        for stage, found in stage_tags(sample).items():
+            counts = self.counts[stage]
+            counts["true_positive"] += len(found & expected)
+            counts["false_positive"] += len(found - expected)
+            counts["false_negative"] += len(expected - found)
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        if not self.samples:
+            return {}
+        return {stage: {**_micro(counts), "samples": self.samples} for stage, counts in self.counts.items()}
+
+
+def _micro(counts: Counter) -> dict[str, float]:
+    true_positive = counts["true_positive"]
+    precision = true_positive / max(true_positive + counts["false_positive"], 1)
+    recall = true_positive / max(true_positive + counts["false_negative"], 1)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4)}

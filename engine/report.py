@@ -13,10 +13,11 @@ from typing import Iterator
 import numpy as np
 import pyarrow.parquet as pq
 
-from tagmill.engine.audit import STAGES, read_truth, stage_tags, truth_metrics
+from tagmill.engine.audit import STAGES, TruthCounts, read_truth, stage_tags
 
 REPORT_JSON = "report.json"
 SCORE_KINDS = ("tagger", "clip", "outlier")
+SCORE_RANGES = {"tagger": (0.0, 1.0), "clip": (-1.0, 1.0), "outlier": (0.0, 2.0)}  # probability, cosine, distance
 HISTOGRAM_BINS = 40
 EXAMPLE_TAGS = 6  # the most-dropped tags shown with example samples
 EXAMPLES_PER_TAG = 4
@@ -40,76 +41,113 @@ def read_samples(shards_dir: Path) -> Iterator[dict]:
 
 
 def build_report(out: str | Path, truth: str | Path | None = None) -> dict:
-    """The report's data; also written to OUT/report.json."""
+    """The report's data, gathered in one pass over the shards; also written to OUT/report.json."""
     out = Path(out)
     if not (out / "shards").is_dir():
         raise ValueError(f"{out} has no shards/ folder: not the output of `tagmill run`")
     run = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
-    samples = list(read_samples(out / "shards"))
-    report = {
-        "samples": len(samples),
-        "counts": run.get("counts", {}),
-        "conservation": run.get("conservation", {}),
-        "stages": run.get("config", {}).get("stages", []),
-        "tags_per_sample": _tags_per_sample(samples),
-        "drops_by_rule": dict(Counter(d["rule"] for s in samples for d in s["dropped"].values())),
-        "per_tag": _per_tag(samples),
-        "score_histograms": _score_histograms(samples),
-        "thresholds": _thresholds(out),
-        "examples": _examples(samples),
-    }
-    for example in report["examples"]:
-        example["histograms"] = _score_histograms(samples, only_tag=example["tag"])
-        example["thresholds"] = report["thresholds"].get(example["tag"], {})
-    if truth:
-        report["truth_metrics"] = truth_metrics(samples, read_truth(truth))
+    figures = _Figures(read_truth(truth) if truth else None)
+    for sample in read_samples(out / "shards"):
+        figures.add(sample)
+    thresholds = _thresholds(out)
+    report = {"samples": figures.samples, "counts": run.get("counts", {}),
+              "conservation": run.get("conservation", {}), "stages": run.get("config", {}).get("stages", []),
+              **figures.result(thresholds), "thresholds": thresholds}
     (out / REPORT_JSON).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     return report
 
 
-def _tags_per_sample(samples: list[dict]) -> dict[str, float]:
-    if not samples:
-        return {stage: 0.0 for stage in STAGES}
-    per_stage = [stage_tags(s) for s in samples]
-    return {stage: round(sum(len(t[stage]) for t in per_stage) / len(samples), 4) for stage in STAGES}
+class _Figures:
+    """Everything the report counts, accumulated sample by sample: memory grows with tags, not samples."""
 
+    def __init__(self, truth: dict[str, set[str]] | None):
+        self.samples = 0
+        self.stage_totals = Counter()
+        self.drops_by_rule = Counter()
+        self.per_tag: dict[str, dict] = defaultdict(lambda: {"parsed": 0, "generated": 0, "both": 0,
+                                                             "dropped": Counter(), "kept": 0})
+        self.histograms: dict[str, dict[str, np.ndarray]] = defaultdict(_empty_histograms)  # per tag, "kind:part"
+        self.examples: dict[str, list[dict]] = defaultdict(list)  # the first few samples that lost each tag
+        self.truth = TruthCounts(truth) if truth is not None else None
 
-def _per_tag(samples: list[dict]) -> list[dict]:
-    """Per tag: parsed, generated (by the tagger), both, dropped by each rule, kept; most dropped first."""
-    rows: dict[str, dict] = defaultdict(lambda: {"parsed": 0, "generated": 0, "both": 0, "dropped": Counter(),
-                                                 "kept": 0})
-    for sample in samples:
+    def add(self, sample: dict) -> None:
+        self.samples += 1
+        for stage, tags in stage_tags(sample).items():
+            self.stage_totals[stage] += len(tags)
         for tag, entries in sample["tag_sources"].items():
-            kinds = {e["source"] for e in entries}
-            row = rows[tag]
-            row["parsed"] += "parsed" in kinds
-            row["generated"] += "generated" in kinds
-            row["both"] += kinds >= {"parsed", "generated"}
-            if tag in sample["dropped"]:
-                row["dropped"][sample["dropped"][tag]["rule"]] += 1
-            else:
-                row["kept"] += 1
-    table = [{"tag": tag, **row, "dropped": dict(row["dropped"]), "dropped_total": sum(row["dropped"].values())}
-             for tag, row in rows.items()]
-    return sorted(table, key=lambda r: (-r["dropped_total"], r["tag"]))
+            self._count_tag(sample, tag, {e["source"] for e in entries})
+        for tag, scores in sample["scores"].items():
+            part = "dropped" if tag in sample["dropped"] else "kept"
+            for kind, value in scores.items():
+                self.histograms[tag][f"{kind}:{part}"][_bin(kind, value)] += 1
+        if self.truth is not None:
+            self.truth.add(sample)
+
+    def _count_tag(self, sample: dict, tag: str, kinds: set[str]) -> None:
+        row = self.per_tag[tag]
+        row["parsed"] += "parsed" in kinds
+        row["generated"] += "generated" in kinds
+        row["both"] += kinds >= {"parsed", "generated"}
+        drop = sample["dropped"].get(tag)
+        if drop is None:
+            row["kept"] += 1
+            return
+        row["dropped"][drop["rule"]] += 1
+        self.drops_by_rule[drop["rule"]] += 1
+        if len(self.examples[tag]) < EXAMPLES_PER_TAG:
+            self.examples[tag].append({"id": sample["id"], "shard": sample["shard"], "kept": sample["tags"],
+                                       "dropped": sample["dropped"]})
+
+    def result(self, thresholds: dict) -> dict:
+        per_tag = sorted(({"tag": tag, **row, "dropped": dict(row["dropped"]),
+                           "dropped_total": sum(row["dropped"].values())} for tag, row in self.per_tag.items()),
+                         key=lambda r: (-r["dropped_total"], r["tag"]))
+        most_dropped = [row for row in per_tag if row["dropped_total"]][:EXAMPLE_TAGS]
+        found = {
+            "tags_per_sample": {stage: round(self.stage_totals[stage] / max(self.samples, 1), 4) for stage in STAGES},
+            "drops_by_rule": dict(self.drops_by_rule),
+            "per_tag": per_tag,
+            "score_histograms": _histogram_json(_summed(self.histograms.values())),
+            "examples": [{"tag": row["tag"], "dropped": row["dropped_total"], "samples": self.examples[row["tag"]],
+                          "histograms": _histogram_json(self.histograms[row["tag"]]),
+                          "thresholds": thresholds.get(row["tag"], {})} for row in most_dropped],
+        }
+        if self.truth is not None:
+            found["truth_metrics"] = self.truth.metrics()
+        return found
 
 
-def _score_histograms(samples: list[dict], only_tag: str | None = None) -> dict[str, dict]:
-    """Per score kind, histograms of the kept and the dropped tags' scores over shared bins."""
-    histograms = {}
+def _empty_histograms() -> dict[str, np.ndarray]:
+    return defaultdict(lambda: np.zeros(HISTOGRAM_BINS, dtype=np.int64))
+
+
+def _summed(histograms) -> dict[str, np.ndarray]:
+    total = _empty_histograms()
+    for per_tag in histograms:
+        for key, counts in per_tag.items():
+            total[key] += counts
+    return total
+
+
+def _bin(kind: str, value: float) -> int:
+    """The bin of a score on its kind's fixed range (values outside go to the end bins)."""
+    low, high = SCORE_RANGES[kind]
+    return min(max(int((value - low) / (high - low) * HISTOGRAM_BINS), 0), HISTOGRAM_BINS - 1)
+
+
+def _histogram_json(histograms: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Per score kind with any value: bin edges and the kept and dropped counts."""
+    result = {}
     for kind in SCORE_KINDS:
-        kept, dropped = [], []
-        for sample in samples:
-            for tag, scores in sample["scores"].items():
-                if kind in scores and only_tag in (None, tag):
-                    (dropped if tag in sample["dropped"] else kept).append(scores[kind])
-        if not kept and not dropped:
+        kept, dropped = histograms.get(f"{kind}:kept"), histograms.get(f"{kind}:dropped")
+        if kept is None and dropped is None:
             continue
-        edges = np.histogram_bin_edges(np.array(kept + dropped), bins=HISTOGRAM_BINS)
-        histograms[kind] = {"edges": [round(float(e), 5) for e in edges],
-                            "kept": np.histogram(kept, edges)[0].tolist(),
-                            "dropped": np.histogram(dropped, edges)[0].tolist()}
-    return histograms
+        empty = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+        low, high = SCORE_RANGES[kind]
+        result[kind] = {"edges": [round(float(e), 5) for e in np.linspace(low, high, HISTOGRAM_BINS + 1)],
+                        "kept": (empty if kept is None else kept).tolist(),
+                        "dropped": (empty if dropped is None else dropped).tolist()}
+    return result
 
 
 def _thresholds(out: Path) -> dict[str, dict]:
@@ -120,14 +158,3 @@ def _thresholds(out: Path) -> dict[str, dict]:
     from tagmill.engine.clean import load_statistics
 
     return {tag: stats.to_json() for tag, stats in sorted(load_statistics(path).items())}
-
-
-def _examples(samples: list[dict]) -> list[dict]:
-    """For the most-dropped tags, a few samples that lost them, with every tag's fate."""
-    dropped_counts = Counter(tag for s in samples for tag in s["dropped"])
-    examples = []
-    for tag, count in dropped_counts.most_common(EXAMPLE_TAGS):
-        chosen = [s for s in samples if tag in s["dropped"]][:EXAMPLES_PER_TAG]
-        examples.append({"tag": tag, "dropped": count, "samples": [
-            {"id": s["id"], "shard": s["shard"], "kept": s["tags"], "dropped": s["dropped"]} for s in chosen]})
-    return examples
