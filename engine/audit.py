@@ -38,12 +38,13 @@ class TruthCounts:
         self.counts = {stage: Counter() for stage in STAGES}
         self.samples = 0
 
-    def add(self, sample: dict) -> None:
-        expected = self.truth.get(sample["id"])
+    def add(self, sample_id: str, stages: dict[str, set[str]]) -> None:
+        """Count one sample's tags after each stage (as `stage_tags` gives them)."""
+        expected = self.truth.get(sample_id)
         if expected is None:
             return
         self.samples += 1
-        for stage, found in stage_tags(sample).items():
+        for stage, found in stages.items():
             counts = self.counts[stage]
             counts["true_positive"] += len(found & expected)
             counts["false_positive"] += len(found - expected)

@@ -90,10 +90,14 @@ class RunConfig:
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
     """The config file (or the defaults) with `a.b=value` overrides applied, checked."""
-    data = apply_overrides(read_mapping(path) if path else {}, overrides)
-    config = build_dataclass(RunConfig, data, "")
+    config = load_dataclass(RunConfig, path, overrides)
     _validate(config)
     return config
+
+
+def load_dataclass(cls: type, path: str | Path | None, overrides: list[str] = (), where: str = "") -> Any:
+    """A config dataclass from a YAML file (or its defaults) with `a.b=value` overrides."""
+    return build_dataclass(cls, apply_overrides(read_mapping(path) if path else {}, overrides), where)
 
 
 def read_mapping(path: str | Path) -> dict:

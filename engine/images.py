@@ -79,3 +79,9 @@ def _displayed_size(image: Image.Image) -> tuple[int, int]:
 def upright(image: Image.Image) -> Image.Image:
     """The image as it is meant to be seen (EXIF orientation applied), for stages that look at pixels."""
     return ImageOps.exif_transpose(image)
+
+
+def decode_rgb(data: bytes) -> Image.Image:
+    """Encoded image bytes as an upright RGB image, for the models."""
+    with Image.open(io.BytesIO(data)) as opened:
+        return upright(opened).convert("RGB")

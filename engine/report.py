@@ -72,7 +72,8 @@ class _Figures:
 
     def add(self, sample: dict) -> None:
         self.samples += 1
-        for stage, tags in stage_tags(sample).items():
+        stages = stage_tags(sample)
+        for stage, tags in stages.items():
             self.stage_totals[stage] += len(tags)
         for tag, entries in sample["tag_sources"].items():
             self._count_tag(sample, tag, {e["source"] for e in entries})
@@ -81,7 +82,7 @@ class _Figures:
             for kind, value in scores.items():
                 self.histograms[tag][f"{kind}:{part}"][_bin(kind, value)] += 1
         if self.truth is not None:
-            self.truth.add(sample)
+            self.truth.add(sample["id"], stages)
 
     def _count_tag(self, sample: dict, tag: str, kinds: set[str]) -> None:
         row = self.per_tag[tag]

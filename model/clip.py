@@ -9,7 +9,6 @@ A CLIP is named in one of three ways, and nothing is ever downloaded:
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from functools import lru_cache
@@ -18,9 +17,8 @@ from pathlib import Path
 import numpy as np
 import open_clip
 import torch
-from PIL import Image
 
-from tagmill.engine.images import upright
+from tagmill.engine.images import decode_rgb
 
 CLIP_CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "clip"
 PROMPTS = ("a photo of a {}.", "a picture of a {}.")
@@ -98,10 +96,7 @@ class ClipEmbedder:
     @torch.no_grad()
     def embed(self, encoded: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
         """Unit image embeddings (images, dim) and their cosine similarities to every tag (images, tags)."""
-        images = []
-        for data in encoded:
-            with Image.open(io.BytesIO(data)) as opened:
-                images.append(self.preprocess(upright(opened).convert("RGB")))
-        features = self.model.encode_image(torch.stack(images).to(self.device)).float()
+        images = torch.stack([self.preprocess(decode_rgb(data)) for data in encoded])
+        features = self.model.encode_image(images.to(self.device)).float()
         features = torch.nn.functional.normalize(features, dim=-1)
         return features.cpu().numpy(), (features @ self.tag_embeddings.T).cpu().numpy()

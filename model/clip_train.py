@@ -6,7 +6,6 @@ For worlds where no pretrained CLIP can be had (the offline demo, the tests); re
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import random
@@ -15,11 +14,10 @@ from pathlib import Path
 
 import torch
 from open_clip.loss import ClipLoss
-from PIL import Image
 from tqdm import tqdm
 
-from tagmill.engine.config import apply_overrides, build_dataclass, read_mapping
-from tagmill.engine.images import upright
+from tagmill.engine.config import load_dataclass
+from tagmill.engine.images import decode_rgb
 from tagmill.model.clip import FOLDER_META, FOLDER_WEIGHTS, create_clip
 from tagmill.model.data import EXTENSIONS, iterate_batches, make_loader, shard_paths
 from tagmill.model.train import pick_device
@@ -40,8 +38,7 @@ class ClipTrainConfig:
 
 
 def load_clip_train_config(path: str | Path | None, overrides: list[str] = ()) -> ClipTrainConfig:
-    data = apply_overrides(read_mapping(path) if path else {}, overrides)
-    return build_dataclass(ClipTrainConfig, data, "train-clip")
+    return load_dataclass(ClipTrainConfig, path, overrides, "train-clip")
 
 
 @dataclass
@@ -55,8 +52,7 @@ class CaptionDecoder:
         try:
             captions = json.loads(sample["json"]).get("captions") or []
             data = next(sample[ext] for ext in sample if ext in EXTENSIONS)
-            with Image.open(io.BytesIO(data)) as opened:
-                image = self.preprocess(upright(opened).convert("RGB"))
+            image = self.preprocess(decode_rgb(data))
         except (KeyError, ValueError, OSError, SyntaxError, StopIteration):
             return None
         if not captions:

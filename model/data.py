@@ -8,7 +8,6 @@ skipped and counted, never a crash.
 from __future__ import annotations
 
 import glob
-import io
 import json
 import random
 import zlib
@@ -22,7 +21,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import functional as F
 
-from tagmill.engine.images import EXTENSIONS, upright
+from tagmill.engine.images import EXTENSIONS, decode_rgb
 
 HOLDOUT_BUCKETS = 10_000
 
@@ -91,9 +90,7 @@ class SampleDecoder:
         data = next((sample[ext] for ext in sample if ext in EXTENSIONS), None)
         if data is None:
             raise ValueError("the sample has no image")
-        with Image.open(io.BytesIO(data)) as opened:
-            image = upright(opened).convert("RGB")
-        return self.transform(image)
+        return self.transform(decode_rgb(data))
 
     def transform(self, image: Image.Image) -> torch.Tensor:
         tensor = F.to_dtype(F.pil_to_tensor(image), torch.float32, scale=True)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from tagmill.engine.images import upright
+from tagmill.engine.images import decode_rgb
 from tagmill.model.checkpoint import load_tagger
 from tagmill.model.data import SampleDecoder
 from tagmill.model.train import pick_device
@@ -28,8 +26,7 @@ class LoadedTagger:
         self.autocast = bf16 and self.device.type == "cuda"
 
     def preprocess(self, encoded: bytes) -> torch.Tensor:
-        with Image.open(io.BytesIO(encoded)) as opened:
-            return self.decoder.transform(upright(opened).convert("RGB"))
+        return self.decoder.transform(decode_rgb(encoded))
 
     def scores(self, encoded: list[bytes]) -> np.ndarray:
         """(images, tags) probabilities."""

@@ -14,7 +14,7 @@ from timm.loss import AsymmetricLossMultiLabel
 from torch import nn
 from tqdm import tqdm
 
-from tagmill.engine.config import apply_overrides, build_dataclass, read_mapping
+from tagmill.engine.config import load_dataclass
 from tagmill.model.checkpoint import load_training_state, save_tagger, save_training_state
 from tagmill.model.config import ModelConfig, model_config
 from tagmill.model.data import SampleDecoder, iterate_batches, make_loader, shard_paths
@@ -57,8 +57,7 @@ class TrainConfig:
 
 def load_train_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
     """A training config file (or the defaults) with `a.b=value` overrides."""
-    data = apply_overrides(read_mapping(path) if path else {}, overrides)
-    return build_dataclass(TrainConfig, data, "train")
+    return load_dataclass(TrainConfig, path, overrides, "train")
 
 
 class TaggerWithLoss(nn.Module):
