@@ -1,4 +1,4 @@
-# tagmill: `make demo` runs the engine on a synthetic world; `make test` runs the CPU test suite.
+# tagmill: `make demo` runs two bootstrapped rounds of the engine on a synthetic world; `make test` runs the CPU test suite.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -19,7 +19,8 @@ test: $(INSTALLED)
 
 demo: $(INSTALLED)
 	$(VENV)/bin/tagmill synth --out demo/world --n 2000 --seed 0
-	$(VENV)/bin/tagmill run --input demo/world --output demo/run
+	$(VENV)/bin/tagmill rounds --config configs/rounds/synthetic.yaml --input demo/world --work demo/rounds \
+		--rounds 2 --set train.epochs=10
 
 bench: $(INSTALLED)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,bench]'

@@ -63,6 +63,11 @@ class CleanRules:
     sample_per_tag: int = 2_000  # per-tag statistics are fitted on at most this many samples
     seed: int = 0
 
+    @property
+    def uses_clip(self) -> bool:
+        """Whether a rule needs CLIP embeddings (without them only the tagger's support is judged)."""
+        return self.similarity.enabled or self.outliers.enabled
+
 
 @dataclass
 class TagStatistics:

@@ -91,7 +91,7 @@ class RunConfig:
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
     """The config file (or the defaults) with `a.b=value` overrides applied, checked."""
     config = load_dataclass(RunConfig, path, overrides)
-    _validate(config)
+    validate(config)
     return config
 
 
@@ -185,14 +185,15 @@ def _join(where: str, name: str) -> str:
     return f"{where}.{name}" if where else name
 
 
-def _validate(config: RunConfig) -> None:
+def validate(config: RunConfig) -> None:
+    """Raise ConfigError for settings that cannot run together."""
     unknown = [s for s in config.stages if s not in KNOWN_STAGES]
     if unknown or not config.stages or len(set(config.stages)) != len(config.stages):
         raise ConfigError(f"stages {config.stages} must be a non-empty list of {', '.join(KNOWN_STAGES)}")
     if "generate" in config.stages and not config.generate.model:
         raise ConfigError("the generate stage needs generate.model, a tagger checkpoint folder")
-    if "clean" in config.stages and not config.clean.clip:
-        raise ConfigError("the clean stage needs clean.clip, a CLIP model")
+    if "clean" in config.stages and config.clean.rules.uses_clip and not config.clean.clip:
+        raise ConfigError("the clean stage's CLIP rules (similarity, outliers) need clean.clip, a CLIP model")
     positive = {"input.max_image_pixels": config.input.max_image_pixels,
                 "input.max_caption_chars": config.input.max_caption_chars,
                 "input.samples_per_shard": config.input.samples_per_shard,

@@ -1,10 +1,13 @@
-"""Checking image bytes: decodable, a real image, not a decompression bomb. Never re-encoded here."""
+"""Checking image bytes: decodable, a real image, not a decompression bomb. Never re-encoded here;
+decoded for the models and the audit (`decode_rgb`, `shard_image`)."""
 
 from __future__ import annotations
 
 import io
+import tarfile
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -85,3 +88,16 @@ def decode_rgb(data: bytes) -> Image.Image:
     """Encoded image bytes as an upright RGB image, for the models."""
     with Image.open(io.BytesIO(data)) as opened:
         return upright(opened).convert("RGB")
+
+
+def shard_image(tar_path: str | Path, sample_id: str) -> Image.Image | None:
+    """A written sample's image from its output shard, upright RGB; None when it cannot be read."""
+    try:
+        with tarfile.open(tar_path) as tar:
+            for member in tar:
+                stem, _, extension = member.name.partition(".")
+                if stem == sample_id and extension.lower() in EXTENSIONS:
+                    return decode_rgb(tar.extractfile(member).read())
+    except (OSError, tarfile.TarError):
+        return None
+    return None

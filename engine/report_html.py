@@ -5,10 +5,9 @@ from __future__ import annotations
 import base64
 import html
 import io
-import tarfile
 from pathlib import Path
 
-from PIL import Image
+from tagmill.engine.images import shard_image
 
 REPORT_HTML = "report.html"
 THUMBNAIL = 96
@@ -41,7 +40,7 @@ def _summary(report: dict) -> str:
     rows += [(f"rejected: {reason}", n) for reason, n in sorted(counts.get("rejected_by_reason", {}).items())]
     ok = report.get("conservation", {}).get("ok")
     rows.append(("conservation", "every input record accounted for" if ok else "NOT CHECKED OR FAILED"))
-    return "<h2>Run</h2>" + _table(["", ""], rows)
+    return "<h2>Run</h2>" + html_table(["", ""], rows)
 
 
 def _truth(report: dict) -> str:
@@ -49,11 +48,11 @@ def _truth(report: dict) -> str:
     if not metrics:
         return ""
     rows = [(stage, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}") for stage, m in metrics.items()]
-    return "<h2>Against the truth</h2>" + _table(["tags after", "precision", "recall", "F1"], rows)
+    return "<h2>Against the truth</h2>" + html_table(["tags after", "precision", "recall", "F1"], rows)
 
 
 def _overview_plots(report: dict) -> str:
-    plt = _pyplot()
+    plt = pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
     per_sample = report["tags_per_sample"]
     left.bar(list(per_sample), list(per_sample.values()), color="#4a6fa5")
@@ -61,18 +60,18 @@ def _overview_plots(report: dict) -> str:
     drops = report["drops_by_rule"] or {"(none)": 0}
     right.bar(list(drops), list(drops.values()), color=COLORS["dropped"])
     right.set_title("tags dropped, by rule")
-    return "<h2>Stages</h2>" + _figure(figure)
+    return "<h2>Stages</h2>" + figure_html(figure)
 
 
 def _score_plots(report: dict) -> str:
     histograms = report["score_histograms"]
     if not histograms:
         return ""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(histograms), figsize=(4 * len(histograms), 3), squeeze=False)
     for axis, (kind, histogram) in zip(axes[0], histograms.items()):
         _histogram(axis, histogram, f"{kind} score, all tags")
-    return "<h2>Score distributions</h2>" + _figure(figure)
+    return "<h2>Score distributions</h2>" + figure_html(figure)
 
 
 def _histogram(axis, histogram: dict, title: str, marks: dict | None = None) -> None:
@@ -90,7 +89,7 @@ def _histogram(axis, histogram: dict, title: str, marks: dict | None = None) -> 
 def _examples(report: dict, shards: Path) -> str:
     if not report["examples"]:
         return ""
-    plt = _pyplot()
+    plt = pyplot()
     parts = ["<h2>The most-dropped tags</h2>"]
     for example in report["examples"]:
         tag = example["tag"]
@@ -102,7 +101,7 @@ def _examples(report: dict, shards: Path) -> str:
                      "outlier": {"cutoff": example["thresholds"].get("cutoff")}}
             for axis, (kind, histogram) in zip(axes[0], histograms.items()):
                 _histogram(axis, histogram, f"{tag}: {kind}", marks.get(kind))
-            parts.append(_figure(figure))
+            parts.append(figure_html(figure))
         parts.extend(_sample_card(sample, shards) for sample in example["samples"])
     return "".join(parts)
 
@@ -119,17 +118,12 @@ def _sample_card(sample: dict, shards: Path) -> str:
 
 def _thumbnail(tar_path: Path, sample_id: str) -> str:
     """A small JPEG of the sample's image, base64; empty when it cannot be read."""
-    try:
-        with tarfile.open(tar_path) as tar:
-            member = next(m for m in tar.getmembers() if m.name.split(".", 1)[0] == sample_id
-                          and not m.name.endswith((".json", ".txt")))
-            with Image.open(io.BytesIO(tar.extractfile(member).read())) as image:
-                image = image.convert("RGB")
-                image.thumbnail((THUMBNAIL, THUMBNAIL))
-                buffer = io.BytesIO()
-                image.save(buffer, format="JPEG", quality=85)
-    except (OSError, StopIteration, tarfile.TarError):
+    image = shard_image(tar_path, sample_id)
+    if image is None:
         return ""
+    image.thumbnail((THUMBNAIL, THUMBNAIL))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
     return base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -139,17 +133,21 @@ def _tag_table(report: dict) -> str:
              row["kept"]) for row in report["per_tag"][:TABLE_ROWS]]
     header = ["tag", "parsed", "generated", "both", *(f"dropped: {r}" for r in rules), "kept"]
     return f"<h2>Per tag (most dropped first, {min(TABLE_ROWS, len(rows))} of {len(report['per_tag'])})</h2>" + \
-        _table(header, rows)
+        html_table(header, rows)
 
 
-def _table(header: list[str], rows: list[tuple]) -> str:
+def html_table(header: list[str], rows: list[tuple], escape_last: bool = True) -> str:
+    """A table of text cells; `escape_last=False` keeps the last column's HTML (a link)."""
+    def cell(value, last: bool) -> str:
+        return f"<td>{value if last and not escape_last else html.escape(str(value))}</td>"
+
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(cell(c, i == len(row) - 1) for i, c in enumerate(row)) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _figure(figure) -> str:
-    plt = _pyplot()
+def figure_html(figure) -> str:
+    plt = pyplot()
     buffer = io.BytesIO()
     figure.tight_layout()
     figure.savefig(buffer, format="png", dpi=80)
@@ -157,7 +155,7 @@ def _figure(figure) -> str:
     return f"<img class='plot' alt='plot' src='data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}'>"
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a display

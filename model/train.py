@@ -52,6 +52,7 @@ class TrainConfig:
     text_encoder: str | None = None  # CLIP for models with text queries (see tagmill.model.clip)
     min_support: int = 5  # held-out positives a tag needs for its own threshold
     augment: bool = True  # random flips and shifts of training images
+    init_from: str | None = None  # a tagger folder whose weights start training (same architecture and tags)
     loss: LossConfig = field(default_factory=LossConfig)
 
 
@@ -94,7 +95,10 @@ def train(shards: str | Path, out_dir: str | Path, config: TrainConfig) -> dict:
     paths = shard_paths(shards)
     tags = shard_vocabulary(paths)
     device = pick_device(config.device)
-    model = _new_model(model_config(config.model), tags, config, paths).to(device)
+    model = _new_model(model_config(config.model), tags, config, paths)
+    if config.init_from:
+        _load_initial_weights(model, tags, config.init_from)
+    model = model.to(device)
     run = _Run(config, model, paths, tags, device, out)
     run.fit()
     return run.finish()
@@ -114,6 +118,17 @@ def _new_model(architecture: ModelConfig, tags: list[str], config: TrainConfig, 
             raise ValueError(f"model {architecture.name!r} scores tags by their text: set text_encoder")
         text = text_embeddings(config.text_encoder, tags)
     return Tagger(architecture, len(tags), text, tokenizer)
+
+
+def _load_initial_weights(model: Tagger, tags: list[str], folder: str) -> None:
+    """Start from a trained tagger of the same architecture and tags (a bootstrapped round's last model)."""
+    from tagmill.model.checkpoint import CheckpointError, load_tagger
+
+    start, start_tags = load_tagger(folder)
+    if start_tags != tags or start.config.name != model.config.name:
+        raise CheckpointError(f"init_from {folder}: a {start.config.name} tagger of {len(start_tags)} tags cannot "
+                              f"start a {model.config.name} tagger of these shards' {len(tags)} tags")
+    model.load_state_dict(start.state_dict())
 
 
 class _Run:

@@ -1,4 +1,4 @@
-"""The `tagmill` command: synth, vocab, parse, run."""
+"""The `tagmill` command: synth, vocab, parse, run, report, rounds, train, train-clip, eval, tag."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_parse(commands)
     _add_run(commands)
     _add_report(commands)
+    _add_rounds(commands)
     _add_train(commands)
     _add_train_clip(commands)
     _add_eval(commands)
@@ -190,6 +191,26 @@ def _report(args) -> None:
     for stage, metrics in report.get("truth_metrics", {}).items():
         print(f"  {stage:>9}: precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f}, "
               f"F1 {metrics['f1']:.3f}")
+
+
+def _add_rounds(commands) -> None:
+    sub = _command(commands, "rounds", _rounds,
+                   "Bootstrapped rounds: each round's cleaned shards train the tagger that generates the next.")
+    sub.add_argument("--config", help="YAML rounds config, e.g. configs/rounds/synthetic.yaml")
+    sub.add_argument("--input", required=True, help="the input of every round's run (as for `tagmill run`)")
+    sub.add_argument("--work", required=True, help="folder for round-0 ... round-N, rounds.json and report.html")
+    sub.add_argument("--rounds", type=int, default=2, help="rounds after round 0 (default 2)")
+    sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    sub.add_argument("--truth", help="truth.jsonl; default: the input folder's truth.jsonl, when there is one")
+
+
+def _rounds(args) -> None:
+    with _quiet_import():
+        from tagmill.pipeline.rounds import format_rounds, load_rounds_config, run_rounds
+
+    history = run_rounds(load_rounds_config(args.config, args.set), args.input, args.work, args.rounds, args.truth)
+    print(format_rounds(history))
+    print(f"rounds: {Path(args.work) / 'rounds.json'}\nreport: {Path(args.work) / 'report.html'}")
 
 
 # ---- train, eval, tag (torch is imported only here) -------------------------------------------

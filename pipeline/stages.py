@@ -99,6 +99,7 @@ class Clean(beam.PTransform):
 
     The statistics are saved to `statistics_path` before any record is judged, and a rerun into the
     same output (a resume) judges its remaining records by the saved ones, as the first run did.
+    With both CLIP rules off, no CLIP runs and only the tagger's support is judged.
     """
 
     def __init__(self, config: CleanConfig, vocabulary: list[str], statistics_path: str,
@@ -108,25 +109,33 @@ class Clean(beam.PTransform):
         self._tagger_thresholds = tagger_thresholds or {}
 
     def expand(self, records):
-        config, rules = self._config, self._config.rules
-        handler = ClipHandler(config.clip, self._vocabulary, config.prompts, config.device, config.batch_size,
-                              config.cpu_threads)
-        rows, rejects = records | "Clip" >> _InferRecords(handler, "clean")
+        decide = _Decide(self._config.rules, self._tagger_thresholds)
+        if not self._config.rules.uses_clip:
+            return (records | "NoEmbedding" >> beam.Map(lambda record: (record, None))
+                    | "Decide" >> beam.ParDo(decide, None))
+        rows, rejects = records | "Clip" >> _InferRecords(self._clip_handler(), "clean")
         scored = rows | "Similarity" >> beam.Map(_score_similarity, {t: i for i, t in enumerate(self._vocabulary)})
-        if Path(self._statistics_path).is_file():
-            statistics = scored.pipeline | "SavedStatistics" >> beam.Create([self._statistics_path])
-        else:
-            statistics = (
-                scored
-                | "TagSamples" >> beam.FlatMap(_tag_samples, rules.seed)
-                | "BoundedSample" >> beam.combiners.Top.PerKey(rules.sample_per_tag, key=lambda item: -item[0])
-                | "FitTags" >> beam.ParDo(_FitTag(rules))
-                | "AllTags" >> beam.combiners.ToDict()
-                | "SaveStatistics" >> beam.Map(_save, self._statistics_path)
-            )
-        cleaned = scored | "Decide" >> beam.ParDo(_Decide(rules, self._tagger_thresholds),
-                                                  beam.pvalue.AsSingleton(statistics))
+        cleaned = scored | "Decide" >> beam.ParDo(decide, beam.pvalue.AsSingleton(self._statistics(scored)))
         return (cleaned, rejects) | "Records" >> beam.Flatten()
+
+    def _clip_handler(self) -> ClipHandler:
+        config = self._config
+        return ClipHandler(config.clip, self._vocabulary, config.prompts, config.device, config.batch_size,
+                           config.cpu_threads)
+
+    def _statistics(self, scored):
+        """The path of the saved per-tag statistics: fitted now, or those of the run being resumed."""
+        if Path(self._statistics_path).is_file():
+            return scored.pipeline | "SavedStatistics" >> beam.Create([self._statistics_path])
+        rules = self._config.rules
+        return (
+            scored
+            | "TagSamples" >> beam.FlatMap(_tag_samples, rules.seed)
+            | "BoundedSample" >> beam.combiners.Top.PerKey(rules.sample_per_tag, key=lambda item: -item[0])
+            | "FitTags" >> beam.ParDo(_FitTag(rules))
+            | "AllTags" >> beam.combiners.ToDict()
+            | "SaveStatistics" >> beam.Map(_save, self._statistics_path)
+        )
 
 
 def _save(statistics: dict, path: str) -> str:
@@ -174,10 +183,10 @@ class _Decide(beam.DoFn):
         self._rules, self._tagger_thresholds = rules, tagger_thresholds
         self._loaded: tuple | None = None
 
-    def process(self, item: tuple, statistics_path: str) -> Iterator[Record]:
+    def process(self, item: tuple, statistics_path: str | None) -> Iterator[Record]:
         record, embedding = item
-        statistics, clusters = self._load(statistics_path)
-        tags = [tag for tag in record.candidate_tags() if tag in clusters.rows]
+        statistics, clusters = self._load(statistics_path) if statistics_path else ({}, None)
+        tags = [tag for tag in record.candidate_tags() if clusters and tag in clusters.rows]
         if tags:
             distances = clusters.distances(embedding[None, :], np.zeros(len(tags), dtype=np.int64), tags)
             for tag, distance in zip(tags, distances):

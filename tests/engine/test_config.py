@@ -111,6 +111,12 @@ def test_model_stages_need_their_model(stage, needs):
         load_config(None, [f"stages=[parse, {stage}]"])
 
 
+def test_cleaning_by_the_taggers_support_alone_needs_no_clip():
+    config = load_config(None, ["stages=[parse, generate, clean]", "generate.model=m",
+                                "clean.rules.similarity.enabled=false", "clean.rules.outliers.enabled=false"])
+    assert config.clean.clip is None and not config.clean.rules.uses_clip
+
+
 def test_the_engine_config_names_every_stage():
     config = load_config(Path(__file__).parents[2] / "configs" / "engine.yaml",
                          ["generate.model=m", "clean.clip=c", "clean.rules.outliers.drop_fraction=0.05"])

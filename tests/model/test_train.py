@@ -15,10 +15,12 @@ import torch
 from model_helpers import jpeg_bytes, one_torch_thread, shard_json, write_tar  # noqa: F401
 from tagmill.engine.synth import SynthConfig, synthesize
 from tagmill.model import train as train_module
-from tagmill.model.checkpoint import load_tagger, read_meta
+from tagmill.model.checkpoint import CheckpointError, load_tagger, read_meta, save_tagger
+from tagmill.model.config import model_config
 from tagmill.model.data import SampleDecoder, ShardError, in_split, make_loader, shard_paths
 from tagmill.model.evaluate import calibrate_thresholds, evaluate_checkpoint, predict
 from tagmill.model.predict import tag_images
+from tagmill.model.tagger import Tagger
 from tagmill.model.train import STATE_DIR, load_train_config, train
 from tagmill.model.vocabulary import count_split
 from tagmill.pipeline.job import run
@@ -215,3 +217,20 @@ def test_gradient_accumulation_applies_the_last_partial_group(shards, tmp_path):
     summary = train(shards, tmp_path, _config(epochs=1, accumulate=2, batch_size=batch_size))
     batches = math.ceil(samples / batch_size)  # odd: the epoch ends with a group of one batch
     assert summary["steps"] == math.ceil(batches / 2)
+
+
+def test_training_can_start_from_another_taggers_weights(shards, trained, tmp_path):
+    start, _ = trained
+    train(shards, tmp_path / "again", _config(epochs=0, init_from=str(start)))  # no step: the weights as loaded
+    loaded, _ = load_tagger(tmp_path / "again")
+    original, _ = load_tagger(start)
+    for name, weights in original.state_dict().items():
+        if name != "thresholds":  # calibrated again on the held-out split
+            assert torch.equal(weights, loaded.state_dict()[name]), name
+
+
+def test_starting_from_a_tagger_of_other_tags_is_a_clear_error(shards, tmp_path):
+    other = Tagger(model_config("tiny"), 2)
+    save_tagger(other, tmp_path / "other", ["zebra", "giraffe"])
+    with pytest.raises(CheckpointError, match="cannot start"):
+        train(shards, tmp_path / "model", _config(epochs=0, init_from=str(tmp_path / "other")))

@@ -11,7 +11,7 @@ from tagmill.engine.clean import Rule, load_statistics
 from tagmill.model.clip import create_clip
 from tagmill.model.clip_train import save_clip
 from tagmill.pipeline.job import run
-from test_generate import samples
+from test_generate import engine_args, samples, save_random_tagger
 
 
 
@@ -96,3 +96,26 @@ def test_a_fixed_similarity_threshold_applies_to_every_tag(world, clip, tmp_path
     assert {d["rule"] for s in found.values() for d in s["dropped"].values()} == {Rule.SIMILARITY}
     report = json.loads((out / "run.json").read_text())
     assert report["counts"]["written"] == 60
+
+
+def test_without_clip_rules_only_the_taggers_support_is_judged(world, tmp_path):
+    tags = [t for t in (world / "tags.txt").read_text().splitlines() if t]
+    model = save_random_tagger(tmp_path / "model", tags, threshold=0.5)
+    out = tmp_path / "out"
+    run(engine_args(world, out, model, "--set", "stages=[parse,generate,clean]",
+                    "--set", "clean.rules.similarity.enabled=false", "--set", "clean.rules.outliers.enabled=false"))
+    assert not (out / "clean_statistics.npz").exists()
+    found = samples(out)
+    assert len(found) == 60
+    dropped = 0
+    for sample in found.values():
+        parsed = {t for t, entries in sample["tag_sources"].items() if any(e["source"] == "parsed" for e in entries)}
+        for tag, scores in sample["scores"].items():
+            assert set(scores) == {"tagger"}
+            if tag in parsed and scores["tagger"] < 0.5:
+                assert sample["dropped"][tag] == {"rule": Rule.SUPPORT, "score": pytest.approx(scores["tagger"]),
+                                                  "threshold": 0.5}
+                dropped += 1
+            else:
+                assert tag not in sample["dropped"]
+    assert dropped > 0

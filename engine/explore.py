@@ -1,0 +1,94 @@
+"""A run's outputs as pandas frames, images and plots, for notebooks (`notebooks/audit.ipynb`).
+
+Everything here reads what `tagmill run` and `tagmill rounds` wrote; nothing is recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from tagmill.engine.images import shard_image
+from tagmill.engine.report import REPORT_JSON
+
+SAMPLE_COLUMNS = ["id", "captions", "generated_caption", "tags", "tag_sources", "dropped"]
+
+
+def load_report(run: str | Path) -> dict:
+    """The run's report.json (`tagmill report RUN` rebuilds it)."""
+    return json.loads((Path(run) / REPORT_JSON).read_text(encoding="utf-8"))
+
+
+def samples_frame(run: str | Path) -> pd.DataFrame:
+    """One row per written sample: its captions, final tags, the tags each source gave, and its drops."""
+    frames = []
+    for path in sorted((Path(run) / "shards").glob("*.parquet")):
+        frame = pd.read_parquet(path, columns=SAMPLE_COLUMNS)
+        frame.insert(1, "shard", path.stem)
+        frames.append(frame)
+    if not frames:
+        raise ValueError(f"{run} has no shards/*.parquet: not the output of `tagmill run`")
+    samples = pd.concat(frames, ignore_index=True)
+    samples["parsed"] = samples["tag_sources"].map(lambda sources: _tags_from(sources, "parsed"))
+    samples["generated"] = samples["tag_sources"].map(lambda sources: _tags_from(sources, "generated"))
+    samples["dropped"] = samples["dropped"].map(list)
+    return samples.drop(columns="tag_sources")
+
+
+def _tags_from(sources, source: str) -> list[str]:
+    return sorted({entry["tag"] for entry in sources if entry["source"] == source})
+
+
+def drops_frame(samples: pd.DataFrame) -> pd.DataFrame:
+    """One row per dropped tag of `samples_frame`: the sample, the tag, the rule, its score and threshold."""
+    rows = [{"id": sample.id, "shard": sample.shard, **drop} for sample in samples.itertuples()
+            for drop in sample.dropped]
+    return pd.DataFrame(rows, columns=["id", "shard", "tag", "rule", "score", "threshold"])
+
+
+def noisiest_tags(report: dict, n: int = 10) -> pd.DataFrame:
+    """The tags cleaning dropped most often, with their counts per source and rule and their drop rate."""
+    rows = []
+    for row in report["per_tag"]:
+        candidates = row["kept"] + row["dropped_total"]
+        rows.append({"tag": row["tag"], "parsed": row["parsed"], "generated": row["generated"], "kept": row["kept"],
+                     "dropped": row["dropped_total"], "drop_rate": row["dropped_total"] / max(candidates, 1),
+                     **{f"dropped: {rule}": count for rule, count in row["dropped"].items()}})
+    frame = pd.DataFrame(rows, columns=None if rows else ["tag", "dropped"]).fillna(0)
+    return frame.sort_values(["dropped", "tag"], ascending=[False, True]).head(n).reset_index(drop=True)
+
+
+def rounds_frame(work: str | Path) -> pd.DataFrame:
+    """rounds.json of a `tagmill rounds` folder, one row per round, its truth metrics as columns."""
+    history = json.loads((Path(work) / "rounds.json").read_text(encoding="utf-8"))
+    rows = [{"round": entry["round"], "folder": entry["folder"], "stages": ", ".join(entry["stages"]),
+             "tags_per_sample": entry["tags_per_sample"]["cleaned"], "dropped": sum(entry["drops_by_rule"].values()),
+             "model_map": entry["model_map"], "model_map_truth": entry.get("model_map_truth"),
+             **entry.get("truth_metrics", {})} for entry in history]
+    return pd.DataFrame(rows)
+
+
+def show_samples(run: str | Path, samples: pd.DataFrame, columns: int = 3):
+    """A matplotlib figure of the samples' images, each with its kept tags and its drops with their reasons.
+
+    A bare Figure, not pyplot's: a notebook shows it as a cell's value and its plotting backend is left alone.
+    """
+    rows = max(1, -(-len(samples) // columns))
+    figure = Figure(figsize=(4 * columns, 5.5 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, sample in zip(axes.flat, samples.itertuples()):
+        image = shard_image(Path(run) / "shards" / f"{sample.shard}.tar", sample.id)
+        if image is not None:
+            axis.imshow(image)
+        drops = [f"{d['tag']}: {d['rule']} ({d['score']:.2f} vs {d['threshold']:.2f})" for d in sample.dropped]
+        lines = [sample.id, "kept: " + (", ".join(sample.tags) or "(none)"), *drops]
+        axis.text(0, -0.03, "\n".join(textwrap.fill(line, 48) for line in lines), transform=axis.transAxes,
+                  fontsize=8, va="top")
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,188 @@
+"""`tagmill rounds`: bootstrapped rounds of the engine, each round's cleaned shards training the next tagger.
+
+Round 0 parses (and cleans with what it has: CLIP rules when a CLIP is configured, the tagger's
+support when `run.generate.model` names a starting tagger), then trains. Round k >= 1 parses,
+generates with round k-1's tagger, cleans, and trains. Everything of round k lives in
+`WORK/round-K/` (the run's shards, rejects, reports and resolved config, and `model/`), and a rerun
+skips the steps already complete, so an interrupted command continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tagmill.engine.config import RunConfig, build_dataclass, apply_overrides, read_mapping, validate
+from tagmill.model.train import TrainConfig
+from tagmill.pipeline.job import RunError, run_job, write_report
+
+ROUNDS_JSON = "rounds.json"
+ROUNDS_CONFIG = "rounds.yaml"
+MODEL = "model"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RoundsConfig:
+    run: RunConfig = field(default_factory=RunConfig)  # every round's run; generate.model is the previous tagger
+    train: TrainConfig = field(default_factory=TrainConfig)  # every round's tagger training
+    warm_start: bool = False  # round k's tagger starts from round k-1's weights rather than from scratch
+
+
+def load_rounds_config(path: str | Path | None, overrides: list[str] = ()) -> RoundsConfig:
+    """A rounds config file with `a.b=value` overrides.
+
+    Its sections `run` and `train` hold what run and training configs hold; a section's `from: FILE`
+    (relative to the rounds config) starts it from that config file, its other keys override the file's.
+    """
+    data = read_mapping(path) if path else {}
+    for name in ("run", "train"):
+        if isinstance(data.get(name), dict) and "from" in data[name]:
+            data[name] = _from_file(data[name], Path(path).parent)
+    return build_dataclass(RoundsConfig, apply_overrides(data, overrides))
+
+
+def _from_file(section: dict, folder: Path) -> dict:
+    settings = dict(section)
+    base = read_mapping(folder / str(settings.pop("from")))
+    return _merged(base, settings)
+
+
+def _merged(base: dict, changes: dict) -> dict:
+    merged = dict(base)
+    for key, value in changes.items():
+        both_sections = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merged(merged[key], value) if both_sections else value
+    return merged
+
+
+def round_run_config(config: RoundsConfig, previous_model: str | None) -> RunConfig:
+    """The run config of one round: generate with the previous round's tagger, clean with what there is."""
+    run = copy.deepcopy(config.run)
+    if previous_model is not None:
+        run.generate.model = previous_model
+    stages = [s for s in run.stages if s != "generate" or run.generate.model]
+    if not run.generate.model and not run.clean.rules.uses_clip:
+        stages = [s for s in stages if s != "clean"]  # nothing to clean with: no tagger, no CLIP rule
+    run.stages = stages
+    validate(run)
+    return run
+
+
+def run_rounds(config: RoundsConfig, input_path: str, work: str | Path, rounds: int,
+               truth: str | None = None) -> list[dict]:
+    """Rounds 0..`rounds` into `work`; returns (and writes to rounds.json) one summary per round."""
+    if rounds < 0:
+        raise ValueError(f"--rounds must be 0 or more, not {rounds}")
+    work = Path(work).resolve()  # the tagger paths a round's config records are absolute
+    work.mkdir(parents=True, exist_ok=True)
+    (work / ROUNDS_CONFIG).write_text(yaml.safe_dump(asdict(config), sort_keys=False), encoding="utf-8")
+    if truth and not Path(truth).is_file():
+        raise ValueError(f"--truth {truth} is not a file (truth.jsonl: one {{\"key\", \"tags\"}} per line)")
+    truth = truth or _truth_beside(input_path)
+    history: list[dict] = []
+    previous: str | None = None
+    for number in range(rounds + 1):
+        folder = work / f"round-{number}"
+        run_config = round_run_config(config, previous)
+        _run_step(run_config, input_path, folder, truth)
+        model = _train_step(config, folder, previous)
+        history.append(round_summary(number, folder, truth))
+        _write_history(work, history)
+        previous = str(model)
+    return history
+
+
+def _truth_beside(input_path: str) -> str | None:
+    """The input folder's truth.jsonl (the synthetic world writes one), when there is one."""
+    folder = Path(input_path) if Path(input_path).is_dir() else Path(input_path).parent
+    found = folder / "truth.jsonl"
+    return str(found) if found.is_file() else None
+
+
+def _run_step(config: RunConfig, input_path: str, folder: Path, truth: str | None) -> None:
+    """The round's pipeline run; a run that completed is only checked, a partial one resumes."""
+    try:
+        summary = run_job(config, input_path, str(folder))
+    except RunError as err:
+        raise ValueError(f"{folder.name}: {err}") from None
+    if summary["shards_skipped_as_complete"] < summary["shards"] or not (folder / "report.json").is_file():
+        write_report(folder, truth)
+
+
+def _train_step(config: RoundsConfig, folder: Path, previous: str | None) -> Path:
+    """The round's tagger, trained on the round's final tags, unless it is already trained."""
+    from tagmill.model.train import train
+
+    model = folder / MODEL
+    if (model / "train.json").is_file():
+        log.warning("%s: model trained, skipped", folder.name)
+        return model
+    train_config = copy.deepcopy(config.train)
+    train_config.target_sources = []  # the round's final tags: parsed + generated - dropped
+    if config.warm_start and previous is not None:
+        train_config.init_from = previous
+    train(folder, model, train_config)
+    return model
+
+
+def round_summary(number: int, folder: Path, truth: str | None) -> dict:
+    """One round's figures for rounds.json, from what the round wrote."""
+    report = json.loads((folder / "report.json").read_text())
+    trained = json.loads((folder / MODEL / "train.json").read_text())
+    summary = {"round": number, "folder": folder.name, "stages": report["stages"], "samples": report["samples"],
+               "tags_per_sample": report["tags_per_sample"], "drops_by_rule": report["drops_by_rule"],
+               "model_map": round(trained["holdout"]["mAP"], 4), "model_train_samples": trained["train_samples"]}
+    if truth:
+        summary["model_map_truth"] = _holdout_map_against_truth(folder, truth)
+        stages = report.get("truth_metrics", {})
+        if stages:
+            summary["truth_metrics"] = {k: v for k, v in stages["cleaned"].items() if k != "samples"}
+            summary["truth_metrics_by_stage"] = {s: {k: v for k, v in m.items() if k != "samples"}
+                                                 for s, m in stages.items() if s in _stages_run(report)}
+    return summary
+
+
+def _stages_run(report: dict) -> set[str]:
+    ran = set(report["stages"])
+    return {"parsed"} | ({"generated"} if "generate" in ran else set()) | ({"cleaned"} if "clean" in ran else set())
+
+
+def _holdout_map_against_truth(folder: Path, truth: str) -> float:
+    """The round's tagger on its held-out split, scored against the truth rather than the round's tags."""
+    from tagmill.model.evaluate import evaluate_checkpoint
+
+    cached = folder / MODEL / "truth_eval.json"
+    if not cached.is_file():
+        result = evaluate_checkpoint(str(folder / MODEL), str(folder), truth, "holdout")
+        cached.write_text(json.dumps({k: v for k, v in result.items() if k != "per_tag"}, indent=1) + "\n")
+    return round(json.loads(cached.read_text())["mAP"], 4)
+
+
+def _write_history(work: Path, history: list[dict]) -> None:
+    from tagmill.engine.rounds_page import write_rounds_page
+
+    (work / ROUNDS_JSON).write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
+    write_rounds_page(history, work)
+
+
+def format_rounds(history: list[dict]) -> str:
+    """rounds.json as a short text table: one line per round."""
+    lines = [f"{'round':>5}  {'tags/sample':>11}  {'dropped':>7}  {'model mAP':>9}  {'vs truth':>8}  "
+             f"{'precision':>9}  {'recall':>6}  {'F1':>5}"]
+    for entry in history:
+        truth = entry.get("truth_metrics", {})
+        lines.append(f"{entry['round']:>5}  {entry['tags_per_sample']['cleaned']:>11.2f}  "
+                     f"{sum(entry['drops_by_rule'].values()):>7}  {entry['model_map']:>9.3f}  "
+                     f"{_figure(entry.get('model_map_truth')):>8}  {_figure(truth.get('precision')):>9}  "
+                     f"{_figure(truth.get('recall')):>6}  {_figure(truth.get('f1')):>5}")
+    return "\n".join(lines)
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -1,0 +1,108 @@
+"""`tagmill rounds`: round 0 parses and trains, round k generates with round k-1's tagger; resumable."""
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from helpers import make_world, shard_digests
+from tagmill.engine.config import ConfigError
+from tagmill.pipeline.cli import main
+from tagmill.pipeline.rounds import ROUNDS_JSON, load_rounds_config, round_run_config
+
+CONFIGS = Path(__file__).parents[2] / "configs"
+SYNTHETIC = CONFIGS / "rounds" / "synthetic.yaml"
+NOTEBOOK = Path(__file__).parents[2] / "notebooks" / "audit.ipynb"
+FAST = ["--set", "train.epochs=1", "--set", "train.workers=0", "--set", "train.holdout=0.2",
+        "--set", "run.generate.device=cpu"]
+
+
+def rounds_args(world: Path, work: Path, *extra: str) -> list[str]:
+    return ["rounds", "--config", str(SYNTHETIC), "--input", str(world), "--work", str(work), "--rounds", "1",
+            *FAST, *extra]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return make_world(tmp_path_factory.mktemp("world"), 120, shard_size=60, seed=5,
+                      hallucination=0.2, omission=0.3, wrong_attribute=0.1)
+
+
+@pytest.fixture(scope="module")
+def work(world, tmp_path_factory):
+    work = tmp_path_factory.mktemp("rounds") / "work"
+    assert main(rounds_args(world, work)) == 0
+    return work
+
+
+def test_the_synthetic_config_reads_its_run_and_training_files():
+    config = load_rounds_config(SYNTHETIC, ["train.epochs=3"])
+    assert config.run.stages == ["parse", "generate", "clean"]  # from configs/engine.yaml
+    assert not config.run.clean.rules.uses_clip and config.run.clean.rules.support.enabled
+    assert config.train.model == "tiny" and config.train.epochs == 3
+
+
+def test_round_zero_runs_what_it_has_and_later_rounds_generate_with_the_last_tagger():
+    config = load_rounds_config(SYNTHETIC)
+    assert round_run_config(config, None).stages == ["parse"]  # no tagger and no CLIP rule yet
+    later = round_run_config(config, "work/round-0/model")
+    assert later.stages == ["parse", "generate", "clean"] and later.generate.model == "work/round-0/model"
+    with_clip = load_rounds_config(SYNTHETIC, ["run.clean.rules.similarity.enabled=true", "run.clean.clip=c"])
+    assert round_run_config(with_clip, None).stages == ["parse", "clean"]
+    with pytest.raises(ConfigError, match="clean.clip"):
+        round_run_config(load_rounds_config(SYNTHETIC, ["run.clean.rules.outliers.enabled=true"]), None)
+
+
+@pytest.mark.slow
+def test_each_round_has_its_run_model_and_figures(work):
+    history = json.loads((work / ROUNDS_JSON).read_text())
+    assert [entry["round"] for entry in history] == [0, 1]
+    assert history[0]["stages"] == ["parse"] and history[1]["stages"] == ["parse", "generate", "clean"]
+    for entry in history:
+        folder = work / entry["folder"]
+        assert (folder / "shards").is_dir() and (folder / "report.html").is_file()
+        assert (folder / "config.yaml").is_file() and (folder / "model" / "tagger.json").is_file()
+        assert 0 <= entry["model_map"] <= 1 and 0 <= entry["model_map_truth"] <= 1
+        assert set(entry["truth_metrics"]) == {"precision", "recall", "f1"}
+        report = json.loads((folder / "report.json").read_text())
+        assert entry["truth_metrics"]["recall"] == report["truth_metrics"]["cleaned"]["recall"]
+    generated = json.loads((work / "round-1" / "run.json").read_text())["config"]["generate"]["model"]
+    assert generated == str(work / "round-0" / "model")
+    page = (work / "report.html").read_text()
+    assert "round-0/report.html" in page and "round-1/report.html" in page and "data:image/png;base64" in page
+
+
+@pytest.mark.slow
+def test_a_rerun_continues_from_the_last_complete_step(world, work, capsys):
+    round_one = work / "round-1"
+    written = shard_digests(round_one)
+    for path in (round_one / "shards").glob("00001*"):
+        path.unlink()  # a crash that lost a shard of the last round, before its model was trained
+    for path in sorted((round_one / "model").rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    round_zero_model = (work / "round-0" / "model" / "model.safetensors").stat().st_mtime_ns
+    assert main(rounds_args(world, work)) == 0
+    assert shard_digests(round_one) == written
+    assert (round_one / "model" / "train.json").is_file()
+    assert (work / "round-0" / "model" / "model.safetensors").stat().st_mtime_ns == round_zero_model
+    assert "precision" in capsys.readouterr().out  # the per-round table
+
+
+@pytest.mark.slow
+def test_the_audit_notebook_runs_on_a_rounds_folder(work, monkeypatch):
+    monkeypatch.setenv("TAGMILL_WORK", str(work))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()  # raises if a cell fails
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    images = [output for output in outputs if "image/png" in output.get("data", {})]
+    assert len(images) == 2  # the round-over-round curves and the example samples
+
+
+def test_a_missing_truth_file_is_a_clear_error(world, tmp_path, capsys):
+    assert main(rounds_args(world, tmp_path / "work", "--truth", str(tmp_path / "nothing.jsonl"))) == 2
+    assert "--truth" in capsys.readouterr().err
