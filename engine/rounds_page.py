@@ -27,10 +27,13 @@ def _rounds_table(history: list[dict]) -> str:
     rows = []
     for entry in history:
         per_sample = entry["tags_per_sample"]
-        rows.append((entry["round"], ", ".join(entry["stages"]), entry["samples"], per_sample["parsed"],
-                     per_sample["generated"], per_sample["cleaned"], *(entry["drops_by_rule"].get(r, 0) for r in rules),
+        rows.append((entry["round"], ", ".join(entry["stages"]), entry["samples"], f"{per_sample['parsed']:.2f}",
+                     f"{per_sample['generated']:.2f}", f"{per_sample['cleaned']:.2f}",
+                     *(entry["drops_by_rule"].get(r, 0) for r in rules),
                      entry["model_map"], entry.get("model_map_truth", ""), _link(entry["folder"])))
-    return "<h2>Rounds</h2>" + html_table(header, rows, escape_last=False)
+    return ("<h2>Rounds</h2><p>Round 0 parses the captions; round k also generates tags with round k-1's "
+            "tagger and cleans them. Every round's tagger is trained on that round's final tags.</p>"
+            + html_table(header, rows, escape_last=False))
 
 
 def _link(folder: str) -> str:

@@ -79,12 +79,12 @@ def run_rounds(config: RoundsConfig, input_path: str, work: str | Path, rounds: 
     """Rounds 0..`rounds` into `work`; returns (and writes to rounds.json) one summary per round."""
     if rounds < 0:
         raise ValueError(f"--rounds must be 0 or more, not {rounds}")
-    work = Path(work).resolve()  # the tagger paths a round's config records are absolute
-    work.mkdir(parents=True, exist_ok=True)
-    (work / ROUNDS_CONFIG).write_text(yaml.safe_dump(asdict(config), sort_keys=False), encoding="utf-8")
     if truth and not Path(truth).is_file():
         raise ValueError(f"--truth {truth} is not a file (truth.jsonl: one {{\"key\", \"tags\"}} per line)")
     truth = truth or _truth_beside(input_path)
+    work = Path(work).resolve()  # the tagger paths a round's config records are absolute
+    work.mkdir(parents=True, exist_ok=True)
+    (work / ROUNDS_CONFIG).write_text(yaml.safe_dump(asdict(config), sort_keys=False), encoding="utf-8")
     history: list[dict] = []
     previous: str | None = None
     for number in range(rounds + 1):

@@ -5,8 +5,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
+import subprocess
 import tarfile
 from pathlib import Path
+
+import pytest
 
 from PIL import Image
 
@@ -56,3 +60,18 @@ def shard_digests(out: Path) -> dict[str, str]:
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+needs_chromium = pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed")
+
+
+def render_in_chromium(page: Path, shot: Path) -> list[str]:
+    """Open a page in headless Chromium, screenshot it, and return its console messages."""
+    text = page.read_text()
+    assert "http://" not in text and "https://" not in text  # self-contained: opens offline
+    result = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+                             "--v=0", "--window-size=1100,2000", f"--screenshot={shot}", page.as_uri()],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert shot.stat().st_size > 10_000
+    return [line for line in result.stderr.splitlines() if "CONSOLE" in line]

@@ -119,3 +119,18 @@ def test_without_clip_rules_only_the_taggers_support_is_judged(world, tmp_path):
             else:
                 assert tag not in sample["dropped"]
     assert dropped > 0
+
+
+@pytest.mark.slow
+def test_the_whole_engine_on_two_worker_processes_writes_the_same_shards(world, clip, tmp_path):
+    tags = [t for t in (world / "tags.txt").read_text().splitlines() if t]
+    model = save_random_tagger(tmp_path / "model", tags, threshold=0.5)
+    outputs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"workers-{workers}"
+        run(engine_args(world, out, model, *clean_args(world, out, clip)[4:], "--set", "stages=[parse,generate,clean]",
+                        "--set", f"runner.workers={workers}"))
+        outputs[workers] = out
+    assert shard_digests(outputs[2]) == shard_digests(outputs[1])
+    statistics = [(out / "clean_statistics.npz").read_bytes() for out in outputs.values()]
+    assert statistics[0] == statistics[1]

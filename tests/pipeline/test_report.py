@@ -1,11 +1,10 @@
 """The audit report: report.json's figures agree with the shards, and report.html renders in Chromium."""
 
 import json
-import shutil
-import subprocess
 
 import pytest
 
+from helpers import needs_chromium, render_in_chromium
 from tagmill.engine.audit import STAGES
 from tagmill.pipeline.cli import main
 from tagmill.pipeline.job import run
@@ -56,19 +55,9 @@ def test_report_command_rebuilds_the_same_report(audited, capsys):
     assert (audited / "report.html").is_file()
 
 
-@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed")
+@needs_chromium
 def test_report_page_renders_in_headless_chromium(audited, tmp_path):
-    page = audited / "report.html"
-    text = page.read_text()
-    assert "http://" not in text and "https://" not in text  # self-contained: opens offline
-    shot = tmp_path / "report.png"
-    result = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
-                             "--v=0", "--window-size=1100,2000", f"--screenshot={shot}", page.as_uri()],
-                            capture_output=True, text=True, timeout=120)
-    console = [line for line in result.stderr.splitlines() if "CONSOLE" in line]
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert console == []
-    assert shot.stat().st_size > 10_000
+    assert render_in_chromium(audited / "report.html", tmp_path / "report.png") == []
 
 
 def test_a_missing_truth_file_is_a_clear_error_before_the_run(world, tmp_path):  # noqa: F811

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers import make_world, shard_digests
+from helpers import make_world, needs_chromium, render_in_chromium, shard_digests
 from tagmill.engine.config import ConfigError
 from tagmill.pipeline.cli import main
 from tagmill.pipeline.rounds import ROUNDS_JSON, load_rounds_config, round_run_config
@@ -34,7 +34,7 @@ def world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def work(world, tmp_path_factory):
     work = tmp_path_factory.mktemp("rounds") / "work"
-    assert main(rounds_args(world, work)) == 0
+    assert main(rounds_args(world, work, "--set", "warm_start=true")) == 0
     return work
 
 
@@ -71,6 +71,8 @@ def test_each_round_has_its_run_model_and_figures(work):
         assert entry["truth_metrics"]["recall"] == report["truth_metrics"]["cleaned"]["recall"]
     generated = json.loads((work / "round-1" / "run.json").read_text())["config"]["generate"]["model"]
     assert generated == str(work / "round-0" / "model")
+    trained = json.loads((work / "round-1" / "model" / "train.json").read_text())["config"]
+    assert trained["init_from"] == generated and trained["target_sources"] == []  # warm_start: true
     page = (work / "report.html").read_text()
     assert "round-0/report.html" in page and "round-1/report.html" in page and "data:image/png;base64" in page
 
@@ -84,7 +86,7 @@ def test_a_rerun_continues_from_the_last_complete_step(world, work, capsys):
     for path in sorted((round_one / "model").rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()
     round_zero_model = (work / "round-0" / "model" / "model.safetensors").stat().st_mtime_ns
-    assert main(rounds_args(world, work)) == 0
+    assert main(rounds_args(world, work, "--set", "warm_start=true")) == 0
     assert shard_digests(round_one) == written
     assert (round_one / "model" / "train.json").is_file()
     assert (work / "round-0" / "model" / "model.safetensors").stat().st_mtime_ns == round_zero_model
@@ -103,6 +105,13 @@ def test_the_audit_notebook_runs_on_a_rounds_folder(work, monkeypatch):
     assert len(images) == 2  # the round-over-round curves and the example samples
 
 
+@pytest.mark.slow
+@needs_chromium
+def test_the_rounds_page_renders_in_headless_chromium(work, tmp_path):
+    assert render_in_chromium(work / "report.html", tmp_path / "rounds.png") == []
+
+
 def test_a_missing_truth_file_is_a_clear_error(world, tmp_path, capsys):
     assert main(rounds_args(world, tmp_path / "work", "--truth", str(tmp_path / "nothing.jsonl"))) == 2
     assert "--truth" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
