@@ -50,6 +50,7 @@ class GenerateConfig:
     batch_size: int = 64
     cpu_threads: int = 1  # torch threads per worker process on the CPU
     bf16: bool = True  # autocast on CUDA
+    margin: float = 0.0  # a tag is generated when the tagger scores it at least this far above the tag's threshold
     captions: bool = False  # the tagger's caption head writes a caption, parsed like the others (Tag2Text)
 
 
@@ -83,8 +84,10 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def output_fingerprint(self) -> str:
-        """A hash of every setting that changes what is written (the runner does not)."""
-        settings = {k: v for k, v in self.to_dict().items() if k != "runner"}
+        """A hash of every setting that changes what is written: not the runner, nor the settings of
+        stages that do not run."""
+        skipped = {"runner"} | {stage for stage in ("generate", "clean") if stage not in self.stages}
+        settings = {k: v for k, v in self.to_dict().items() if k not in skipped}
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 

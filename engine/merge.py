@@ -12,9 +12,10 @@ class VocabularyMismatch(ValueError):
 
 
 class GeneratedTags:
-    """The model's tags that belong to the run's vocabulary, with their thresholds."""
+    """The model's tags that belong to the run's vocabulary, with their generation thresholds: the
+    tagger's own, raised by `margin` (a tag no caption names needs more evidence than one a caption names)."""
 
-    def __init__(self, model_tags: list[str], thresholds: np.ndarray, vocabulary: list[str]):
+    def __init__(self, model_tags: list[str], thresholds: np.ndarray, vocabulary: list[str], margin: float = 0.0):
         known = set(vocabulary)
         self.columns = np.array([i for i, tag in enumerate(model_tags) if tag in known], dtype=np.int64)
         if not len(self.columns):
@@ -22,11 +23,11 @@ class GeneratedTags:
                                      f"of {len(vocabulary)} (e.g. {model_tags[:3]} vs {vocabulary[:3]})")
         self.tags = [model_tags[i] for i in self.columns]
         self.column = {tag: i for i, tag in zip(self.columns, self.tags)}
-        self.thresholds = np.asarray(thresholds, dtype=np.float32)[self.columns]
+        self.thresholds = np.asarray(thresholds, dtype=np.float32)[self.columns] + np.float32(margin)
         self.unknown = sorted(set(model_tags) - known)  # never generated
 
     def merge(self, record: Record, scores: np.ndarray) -> int:
-        """Add each tag scoring at or above its threshold as generated; score every candidate. Returns
+        """Add each tag scoring at or above its generation threshold as generated; score every candidate. Returns
         how many tags were generated."""
         usable = scores[self.columns]
         generated = [self.tags[i] for i in np.flatnonzero(usable >= self.thresholds)]

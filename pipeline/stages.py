@@ -64,21 +64,21 @@ class Generate(beam.PTransform):
         handler = TaggerHandler(config.model, config.device, config.batch_size, config.cpu_threads, config.bf16,
                                 config.captions)
         rows, rejects = records | "Tagger" >> _InferRecords(handler, "generate")
-        merged = rows | "Merge" >> beam.ParDo(_MergeGenerated(config.model, self._vocabulary))
+        merged = rows | "Merge" >> beam.ParDo(_MergeGenerated(config.model, self._vocabulary, config.margin))
         return (merged, rejects) | "Records" >> beam.Flatten()
 
 
 class _MergeGenerated(beam.DoFn):
     """The tagger's tags and scores join the record; a generated caption is parsed like the others."""
 
-    def __init__(self, model_dir: str, vocabulary: dict):
-        self._model_dir, self._vocabulary = model_dir, vocabulary
+    def __init__(self, model_dir: str, vocabulary: dict, margin: float):
+        self._model_dir, self._vocabulary, self._margin = model_dir, vocabulary, margin
 
     def setup(self):
         from tagmill.model.checkpoint import read_meta
 
         meta = read_meta(self._model_dir)
-        self._merge = GeneratedTags(meta["tags"], meta["thresholds"], self._vocabulary["tags"])
+        self._merge = GeneratedTags(meta["tags"], meta["thresholds"], self._vocabulary["tags"], self._margin)
         self._parser = CaptionParser(Vocabulary.from_json(self._vocabulary))
         self._generated = Metrics.counter(NAMESPACE, "tags_generated")
 

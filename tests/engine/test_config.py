@@ -168,6 +168,10 @@ def test_fingerprint_follows_outputs_not_the_runner():
     assert base.output_fingerprint() == load_config(None).output_fingerprint()
     assert load_config(None, ["parse.mine.min_count=2"]).output_fingerprint() != base.output_fingerprint()
     assert load_config(None, ["input.max_caption_chars=10"]).output_fingerprint() != base.output_fingerprint()
+    assert load_config(None, ["generate.margin=0.1"]).output_fingerprint() == base.output_fingerprint()  # parse only
+    generating = ["stages=[parse, generate]", "generate.model=m"]
+    assert load_config(None, generating).output_fingerprint() != \
+        load_config(None, [*generating, "generate.margin=0.1"]).output_fingerprint()
     runner_only = load_config(None, ["runner.workers=4", "runner.name=DirectRunner", "runner.options=[--x]"])
     assert runner_only.output_fingerprint() == base.output_fingerprint()
 
