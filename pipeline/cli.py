@@ -196,7 +196,7 @@ def _report(args) -> None:
 def _add_rounds(commands) -> None:
     sub = _command(commands, "rounds", _rounds,
                    "Bootstrapped rounds: each round's cleaned shards train the tagger that generates the next.")
-    sub.add_argument("--config", help="YAML rounds config, e.g. configs/rounds/synthetic.yaml")
+    sub.add_argument("--config", required=True, help="YAML rounds config, e.g. configs/rounds/synthetic.yaml")
     sub.add_argument("--input", required=True, help="the input of every round's run (as for `tagmill run`)")
     sub.add_argument("--work", required=True, help="folder for round-0 ... round-N, rounds.json and report.html")
     sub.add_argument("--rounds", type=int, default=2, help="rounds after round 0 (default 2)")
