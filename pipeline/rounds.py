@@ -28,10 +28,19 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+class WarmStartConfig:
+    """Round k >= 1's tagger continues from round k-1's weights instead of starting from scratch."""
+
+    enabled: bool = False
+    epochs: int | None = None  # epochs of a warm-started round; null: train.epochs
+    lr: float | None = None  # its peak learning rate; null: train.lr
+
+
+@dataclass
 class RoundsConfig:
     run: RunConfig = field(default_factory=RunConfig)  # every round's run; generate.model is the previous tagger
     train: TrainConfig = field(default_factory=TrainConfig)  # every round's tagger training
-    warm_start: bool = False  # round k's tagger starts from round k-1's weights rather than from scratch
+    warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
 
 
 def load_rounds_config(path: str | Path | None, overrides: list[str] = ()) -> RoundsConfig:
@@ -123,12 +132,20 @@ def _train_step(config: RoundsConfig, folder: Path, previous: str | None) -> Pat
     if (model / "train.json").is_file():
         log.warning("%s: model trained, skipped", folder.name)
         return model
+    train(folder, model, round_train_config(config, previous))
+    return model
+
+
+def round_train_config(config: RoundsConfig, previous_model: str | None) -> TrainConfig:
+    """The training config of one round: on the round's final tags, warm-started when configured."""
     train_config = copy.deepcopy(config.train)
     train_config.target_sources = []  # the round's final tags: parsed + generated - dropped
-    if config.warm_start and previous is not None:
-        train_config.init_from = previous
-    train(folder, model, train_config)
-    return model
+    warm = config.warm_start
+    if warm.enabled and previous_model is not None:
+        train_config.init_from = previous_model
+        train_config.epochs = warm.epochs if warm.epochs is not None else train_config.epochs
+        train_config.lr = warm.lr if warm.lr is not None else train_config.lr
+    return train_config
 
 
 def round_summary(number: int, folder: Path, truth: str | None) -> dict:

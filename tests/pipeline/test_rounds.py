@@ -34,7 +34,7 @@ def world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def work(world, tmp_path_factory):
     work = tmp_path_factory.mktemp("rounds") / "work"
-    assert main(rounds_args(world, work, "--set", "warm_start=true")) == 0
+    assert main(rounds_args(world, work, "--set", "warm_start.enabled=true", "--set", "warm_start.lr=0.001")) == 0
     return work
 
 
@@ -72,7 +72,8 @@ def test_each_round_has_its_run_model_and_figures(work):
     generated = json.loads((work / "round-1" / "run.json").read_text())["config"]["generate"]["model"]
     assert generated == str(work / "round-0" / "model")
     trained = json.loads((work / "round-1" / "model" / "train.json").read_text())["config"]
-    assert trained["init_from"] == generated and trained["target_sources"] == []  # warm_start: true
+    assert trained["init_from"] == generated and trained["target_sources"] == []  # warm-started
+    assert trained["lr"] == 0.001 and trained["epochs"] == 1
     page = (work / "report.html").read_text()
     assert "round-0/report.html" in page and "round-1/report.html" in page and "data:image/png;base64" in page
 
@@ -86,7 +87,7 @@ def test_a_rerun_continues_from_the_last_complete_step(world, work, capsys):
     for path in sorted((round_one / "model").rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()
     round_zero_model = (work / "round-0" / "model" / "model.safetensors").stat().st_mtime_ns
-    assert main(rounds_args(world, work, "--set", "warm_start=true")) == 0
+    assert main(rounds_args(world, work, "--set", "warm_start.enabled=true", "--set", "warm_start.lr=0.001")) == 0
     assert shard_digests(round_one) == written
     assert (round_one / "model" / "train.json").is_file()
     assert (work / "round-0" / "model" / "model.safetensors").stat().st_mtime_ns == round_zero_model
