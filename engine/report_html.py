@@ -19,9 +19,13 @@ def write_html(report: dict, out: str | Path) -> Path:
     out = Path(out)
     sections = [_summary(report), _truth(report), _overview_plots(report), _score_plots(report),
                 _examples(report, out / "shards"), _tag_table(report)]
-    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>tagmill audit report</title>"
-            f"<style>{STYLE}</style></head><body><h1>tagmill audit report</h1>{''.join(sections)}</body></html>")
-    path = out / REPORT_HTML
+    return write_page(out / REPORT_HTML, "tagmill audit report", sections)
+
+
+def write_page(path: Path, title: str, sections: list[str]) -> Path:
+    """One self-contained HTML page of the given sections, under a title."""
+    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{''.join(sections)}</body></html>")
     path.write_text(page, encoding="utf-8")
     return path
 

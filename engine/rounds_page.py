@@ -5,19 +5,13 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from tagmill.engine.report_html import REPORT_HTML, STYLE, figure_html, html_table, pyplot
-
-ROUNDS_HTML = "report.html"
+from tagmill.engine.report_html import REPORT_HTML, figure_html, html_table, pyplot, write_page
 
 
 def write_rounds_page(history: list[dict], work: str | Path) -> Path:
     """WORK/report.html: a table and plots of rounds.json, linking each round's own audit report."""
     sections = [_rounds_table(history), _truth_table(history), _plots(history)]
-    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>tagmill rounds</title>"
-            f"<style>{STYLE}</style></head><body><h1>tagmill rounds</h1>{''.join(sections)}</body></html>")
-    path = Path(work) / ROUNDS_HTML
-    path.write_text(page, encoding="utf-8")
-    return path
+    return write_page(Path(work) / REPORT_HTML, "tagmill rounds", sections)
 
 
 def _rounds_table(history: list[dict]) -> str:
