@@ -11,7 +11,8 @@ from nbclient import NotebookClient
 from helpers import make_world, needs_chromium, render_in_chromium, shard_digests
 from tagmill.engine.config import ConfigError
 from tagmill.pipeline.cli import main
-from tagmill.pipeline.rounds import ROUNDS_JSON, load_rounds_config, round_run_config
+from tagmill.engine.rounds_page import write_rounds_page
+from tagmill.pipeline.rounds import ROUNDS_JSON, format_rounds, load_rounds_config, round_run_config
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 SYNTHETIC = CONFIGS / "rounds" / "synthetic.yaml"
@@ -116,3 +117,12 @@ def test_a_missing_truth_file_is_a_clear_error(world, tmp_path, capsys):
     assert main(rounds_args(world, tmp_path / "work", "--truth", str(tmp_path / "nothing.jsonl"))) == 2
     assert "--truth" in capsys.readouterr().err
     assert not (tmp_path / "work").exists()
+
+
+def test_rounds_without_a_truth_show_dashes_and_say_there_is_nothing_to_score(tmp_path):
+    history = [{"round": 0, "folder": "round-0", "stages": ["parse"], "samples": 10, "drops_by_rule": {},
+                "tags_per_sample": {"parsed": 2.0, "generated": 2.0, "cleaned": 2.0}, "model_map": 0.5}]
+    assert format_rounds(history).splitlines()[1].split() == ["0", "2.00", "0", "0.500", "-", "-", "-", "-"]
+    page = write_rounds_page(history, tmp_path).read_text()
+    assert "data:image/png;base64" in page  # the plots across rounds, the truth's empty
+    assert "Final tags against the truth" not in page and "round-0/report.html" in page
