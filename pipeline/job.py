@@ -65,8 +65,7 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
 def execute(args: argparse.Namespace, test_pipeline: beam.Pipeline | None = None) -> dict:
     config_path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
     config = load_config(config_path, args.set)
-    if args.truth and not Path(args.truth).is_file():
-        raise ValueError(f"--truth {args.truth} is not a file (truth.jsonl: one {{\"key\", \"tags\"}} per line)")
+    check_truth_file(args.truth)
     try:
         summary = run_job(config, args.input, args.output, test_pipeline)
     except RunError as err:
@@ -79,6 +78,17 @@ def execute(args: argparse.Namespace, test_pipeline: beam.Pipeline | None = None
     print(f"shards: {out / SHARDS}\nrun report: {out / 'run.json'}\nrejects: {out / 'rejects.jsonl'}\n"
           f"audit report: {out / 'report.html'}")
     return summary
+
+
+def check_truth_file(truth: str | None) -> None:
+    """A clear error, before anything runs, when a given --truth is not a file."""
+    if truth and not Path(truth).is_file():
+        raise ValueError(f"--truth {truth} is not a file (truth.jsonl: one {{\"key\", \"tags\"}} per line)")
+
+
+def input_folder(input_path: str) -> Path:
+    """The folder an input lives in: the input itself when it is a folder, else the manifest's or glob's folder."""
+    return Path(input_path) if Path(input_path).is_dir() else Path(input_path).parent
 
 
 def write_report(output: str | Path, truth: str | None = None) -> dict:
@@ -121,7 +131,7 @@ def resolve_vocabulary(config: RunConfig, input_path: str, tasks: list[ShardTask
     """The configured vocabulary, else the input folder's tags.txt (+ synonyms.json), else mined."""
     if config.parse.vocab:
         return Vocabulary.from_files(config.parse.vocab, config.parse.synonyms)
-    folder = Path(input_path) if Path(input_path).is_dir() else Path(input_path).parent
+    folder = input_folder(input_path)
     if (folder / "tags.txt").is_file():
         synonyms = folder / "synonyms.json"
         return Vocabulary.from_files(folder / "tags.txt", synonyms if synonyms.is_file() else None)

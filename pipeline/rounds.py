@@ -19,7 +19,7 @@ import yaml
 
 from tagmill.engine.config import RunConfig, build_dataclass, apply_overrides, read_mapping, validate
 from tagmill.model.train import TrainConfig
-from tagmill.pipeline.job import RunError, run_job, write_report
+from tagmill.pipeline.job import RunError, check_truth_file, input_folder, run_job, write_report
 
 ROUNDS_JSON = "rounds.json"
 ROUNDS_CONFIG = "rounds.yaml"
@@ -88,8 +88,7 @@ def run_rounds(config: RoundsConfig, input_path: str, work: str | Path, rounds: 
     """Rounds 0..`rounds` into `work`; returns (and writes to rounds.json) one summary per round."""
     if rounds < 0:
         raise ValueError(f"--rounds must be 0 or more, not {rounds}")
-    if truth and not Path(truth).is_file():
-        raise ValueError(f"--truth {truth} is not a file (truth.jsonl: one {{\"key\", \"tags\"}} per line)")
+    check_truth_file(truth)
     truth = truth or _truth_beside(input_path)
     work = Path(work).resolve()  # the tagger paths a round's config records are absolute
     work.mkdir(parents=True, exist_ok=True)
@@ -109,8 +108,7 @@ def run_rounds(config: RoundsConfig, input_path: str, work: str | Path, rounds: 
 
 def _truth_beside(input_path: str) -> str | None:
     """The input folder's truth.jsonl (the synthetic world writes one), when there is one."""
-    folder = Path(input_path) if Path(input_path).is_dir() else Path(input_path).parent
-    found = folder / "truth.jsonl"
+    found = input_folder(input_path) / "truth.jsonl"
     return str(found) if found.is_file() else None
 
 
