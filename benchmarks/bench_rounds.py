@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_rounds.py [--work /tmp/bench-rounds] [--n 5600] [--rounds 2] [--set k=v]
 
 Synthesizes a world (20% hallucinated, 30% omitted mentions, 10% wrong colours; seed 3), then runs
-`tagmill rounds --config configs/rounds/synthetic.yaml` (the tiny-wide tagger, 30 epochs a round).
+`tagmill rounds --config configs/rounds/synthetic.yaml` (the tiny-fine tagger, 30 epochs a round,
+thresholds from the mixture of its scores).
 Target: after 2 rounds the final tags reach precision >= 0.97 and recall >= 0.95 against the truth
 (>= 5k samples). Prints the per-round table and each round's wall time; rounds.json and report.html
 stay in WORK/rounds. Rerunning resumes.

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.special import expit, logit
 from sklearn.metrics import average_precision_score, precision_recall_curve
+from sklearn.mixture import GaussianMixture
 
 from tagmill.model.data import iterate_batches
 from tagmill.model.tagger import Tagger
@@ -69,14 +71,24 @@ def _tag_row(tag, scores, targets, true_pos, pred_pos, real_pos, threshold) -> d
             "support": int(real_pos), "predicted": int(pred_pos), "threshold": float(threshold)}
 
 
+THRESHOLD_METHODS = ("f1", "mixture")
+
+
 def calibrate_thresholds(scores: np.ndarray, targets: np.ndarray, default: float, min_support: int = 5,
-                         bounds: tuple[float, float] = (0.05, 0.95)) -> np.ndarray:
-    """Per tag, the threshold of best F1 on held-out data; tags with fewer than `min_support`
-    positives keep `default`, and every threshold stays within `bounds`."""
+                         bounds: tuple[float, float] = (0.05, 0.95), method: str = "f1") -> np.ndarray:
+    """Per tag, a threshold from held-out data; tags with fewer than `min_support` positives keep
+    `default`, and every threshold stays within `bounds`.
+
+    `f1`: the threshold of best F1 against the held-out tags. `mixture`: the valley between the
+    tagger's two modes of scores for the tag, which reads no labels; when the tags come from
+    captions that omit what they show, best F1 against them climbs into the present mode."""
+    if method not in THRESHOLD_METHODS:
+        raise ValueError(f"threshold method must be one of {THRESHOLD_METHODS}, not {method!r}")
+    fit = _best_f1_threshold if method == "f1" else _mixture_threshold
     thresholds = np.full(scores.shape[1], default, dtype=np.float32)
     for i in range(scores.shape[1]):
         if targets[:, i].sum() >= min_support:
-            thresholds[i] = np.clip(_best_f1_threshold(scores[:, i], targets[:, i]), *bounds)
+            thresholds[i] = np.clip(fit(scores[:, i], targets[:, i]), *bounds)
     return thresholds
 
 
@@ -84,6 +96,21 @@ def _best_f1_threshold(scores: np.ndarray, targets: np.ndarray) -> float:
     precision, recall, candidates = precision_recall_curve(targets, scores)
     f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
     return float(candidates[int(np.argmax(f1))])
+
+
+def _mixture_threshold(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Where a two-component Gaussian mixture over the scores' logits turns from the absent
+    component to the present one; best F1 when the scores do not part into two components."""
+    logits = logit(np.clip(scores, 1e-6, 1 - 1e-6)).astype(np.float64)[:, None]
+    if np.ptp(logits) < 1e-6:
+        return _best_f1_threshold(scores, targets)
+    mixture = GaussianMixture(2, random_state=0).fit(logits)
+    absent, present = np.argsort(mixture.means_.ravel())
+    grid = np.linspace(mixture.means_[absent, 0], mixture.means_[present, 0], 1001)[:, None]
+    crossing = np.flatnonzero(mixture.predict_proba(grid)[:, present] >= 0.5)
+    if crossing.size == 0:
+        return _best_f1_threshold(scores, targets)
+    return float(expit(grid[crossing[0], 0]))
 
 
 def _ratio(a, b) -> float:

@@ -14,11 +14,11 @@ from timm.loss import AsymmetricLossMultiLabel
 from torch import nn
 from tqdm import tqdm
 
-from tagmill.engine.config import load_dataclass
+from tagmill.engine.config import ConfigError, load_dataclass
 from tagmill.model.checkpoint import load_training_state, save_tagger, save_training_state
 from tagmill.model.config import ModelConfig, model_config
 from tagmill.model.data import SampleDecoder, iterate_batches, make_loader, shard_paths
-from tagmill.model.evaluate import calibrate_thresholds, predict, tag_metrics
+from tagmill.model.evaluate import THRESHOLD_METHODS, calibrate_thresholds, predict, tag_metrics
 from tagmill.model.tagger import Tagger
 from tagmill.model.vocabulary import count_split, shard_captions, shard_vocabulary
 
@@ -51,9 +51,14 @@ class TrainConfig:
     target_sources: list[str] = field(default_factory=list)  # empty: the final tags; else e.g. ["parsed"]
     text_encoder: str | None = None  # CLIP for models with text queries (see tagmill.model.clip)
     min_support: int = 5  # held-out positives a tag needs for its own threshold
+    thresholds: str = "f1"  # f1: best F1 on the held-out tags; mixture: the valley of the tag's scores
     augment: bool = True  # random flips and shifts of training images
     init_from: str | None = None  # a tagger folder whose weights start training (same architecture and tags)
     loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self) -> None:
+        if self.thresholds not in THRESHOLD_METHODS:
+            raise ConfigError(f"train.thresholds must be one of {THRESHOLD_METHODS}, not {self.thresholds!r}")
 
 
 def load_train_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
@@ -232,7 +237,7 @@ class _Run:
         """Calibrate thresholds on the held-out split, write the final checkpoint and its summary."""
         found = self._holdout_predictions()
         thresholds = calibrate_thresholds(found.scores, found.targets, self.model.config.default_threshold,
-                                          self.config.min_support)
+                                          self.config.min_support, method=self.config.thresholds)
         self.model.thresholds.copy_(torch.from_numpy(thresholds))
         metrics = tag_metrics(found.scores, found.targets, thresholds, self.tags)
         summary = {"holdout": {k: v for k, v in metrics.items() if k != "per_tag"}, "tags": len(self.tags),

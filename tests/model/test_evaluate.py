@@ -46,6 +46,45 @@ def test_tags_with_too_few_positives_keep_the_default_and_others_stay_in_bounds(
     assert thresholds.tolist() == pytest.approx([0.6, 0.42, 0.95, 0.05, 0.42])
 
 
+def _captioned_scores(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """400 images without the tag and 100 with it, scored in two modes (logits -2 and 2); the
+    captions omit the 30 least clear of the 100, as a tagger trained on them would score them."""
+    rng = np.random.default_rng(seed)
+    absent, present = np.sort(rng.normal(-2, 0.5, 400)), np.sort(rng.normal(2, 0.5, 100))
+    scores = 1 / (1 + np.exp(-np.concatenate([absent, present])))
+    truth = np.concatenate([np.zeros(400), np.ones(100)])
+    captioned = truth.copy()
+    captioned[400:430] = 0
+    return scores.astype(np.float32)[:, None], captioned[:, None], truth  # float32, as a tagger scores
+
+
+def test_best_f1_against_captions_that_omit_climbs_into_the_present_mode():
+    scores, captioned, truth = _captioned_scores()
+    threshold = calibrate_thresholds(scores, captioned, 0.5, method="f1")[0]
+    assert np.mean(scores[truth == 1, 0] >= threshold) == pytest.approx(0.7)  # the omitted 30 are dropped
+
+
+def test_the_mixture_threshold_sits_in_the_valley_whatever_the_captions_omit():
+    scores, captioned, truth = _captioned_scores()
+    threshold = calibrate_thresholds(scores, captioned, 0.5, method="mixture")[0]
+    # equal posteriors of N(-2, .5) weighted 4 and N(2, .5) weighted 1: logit ln(4) / 16
+    assert threshold == pytest.approx(1 / (1 + np.exp(-np.log(4) / 16)), abs=0.03)
+    assert np.mean(scores[truth == 1, 0] >= threshold) == 1.0
+    assert np.mean(scores[truth == 0, 0] >= threshold) == 0.0
+    assert calibrate_thresholds(scores, truth[:, None], 0.5, method="mixture")[0] == threshold  # labels unread
+
+
+def test_the_mixture_falls_back_to_best_f1_on_scores_of_one_value():
+    scores, targets = _columns([0.7, 0.7, 0.7, 0.7]), _columns([0, 1, 1, 1])
+    assert calibrate_thresholds(scores, targets, 0.5, min_support=3, method="mixture").tolist() == \
+        pytest.approx(calibrate_thresholds(scores, targets, 0.5, min_support=3, method="f1").tolist())
+
+
+def test_an_unknown_threshold_method_is_refused():
+    with pytest.raises(ValueError, match="threshold method must be one of"):
+        calibrate_thresholds(_columns([0.5]), _columns([1]), 0.5, method="otsu")
+
+
 def test_calibration_of_no_samples_keeps_every_default():
     thresholds = calibrate_thresholds(np.zeros((0, 3)), np.zeros((0, 3)), default=0.5)
     assert thresholds.tolist() == [0.5, 0.5, 0.5]

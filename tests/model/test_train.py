@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from model_helpers import jpeg_bytes, one_torch_thread, shard_json, write_tar  # noqa: F401
+from tagmill.engine.config import ConfigError
 from tagmill.engine.synth import SynthConfig, synthesize
 from tagmill.model import train as train_module
 from tagmill.model.checkpoint import CheckpointError, load_tagger, read_meta, save_tagger
@@ -86,8 +87,8 @@ def test_training_writes_the_checkpoint_metrics_and_summary(world, trained):
     assert written["holdout"]["samples"] == 240 - written["train_samples"]
 
 
-def test_the_final_thresholds_are_calibrated_on_the_holdout(shards, trained):
-    model_dir, _ = trained
+def _stored_and_recalibrated(model_dir: Path, shards: Path, method: str) -> tuple[list[float], list[float]]:
+    """The checkpoint's thresholds, and those `method` gives on its held-out scores."""
     model, tags = load_tagger(model_dir)
     thresholds = read_meta(model_dir)["thresholds"]
     torch.testing.assert_close(model.thresholds, torch.tensor(thresholds))
@@ -95,10 +96,28 @@ def test_the_final_thresholds_are_calibrated_on_the_holdout(shards, trained):
     decoder = SampleDecoder({t: i for i, t in enumerate(tags)}, config.image_size, config.mean, config.std)
     loader = make_loader(shard_paths(shards), decoder, 2 * BATCH, "holdout", SETTINGS["holdout"])
     found = predict(model, loader, torch.device("cpu"))
-    expected = calibrate_thresholds(found.scores, found.targets, config.default_threshold, SETTINGS["min_support"])
-    assert thresholds == pytest.approx(expected.tolist(), abs=1e-5)
-    assert any(abs(t - config.default_threshold) > 1e-6 for t in thresholds)  # some tags have their own
+    expected = calibrate_thresholds(found.scores, found.targets, config.default_threshold, SETTINGS["min_support"],
+                                    method=method)
+    return thresholds, expected.tolist()
+
+
+def test_the_final_thresholds_are_calibrated_on_the_holdout(shards, trained):
+    thresholds, expected = _stored_and_recalibrated(trained[0], shards, "f1")
+    assert thresholds == pytest.approx(expected, abs=1e-5)
+    assert any(abs(t - 0.5) > 1e-6 for t in thresholds)  # some tags have their own
     assert all(0.05 <= t <= 0.95 for t in thresholds)
+
+
+def test_training_can_calibrate_by_the_mixture_of_scores(shards, trained, tmp_path):
+    train(shards, tmp_path, _config(epochs=0, init_from=str(trained[0]), thresholds="mixture"))
+    thresholds, expected = _stored_and_recalibrated(tmp_path, shards, "mixture")
+    assert thresholds == pytest.approx(expected, abs=1e-5)
+    assert thresholds != pytest.approx(read_meta(trained[0])["thresholds"], abs=1e-3)
+
+
+def test_an_unknown_threshold_method_is_a_config_error():
+    with pytest.raises(ConfigError, match="train.thresholds must be one of"):
+        load_train_config(TINY_YAML, ["thresholds=otsu"])
 
 
 def test_training_resumes_for_more_epochs(shards, trained, tmp_path, caplog):

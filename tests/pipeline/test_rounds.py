@@ -43,7 +43,7 @@ def test_the_synthetic_config_reads_its_run_and_training_files():
     config = load_rounds_config(SYNTHETIC, ["train.epochs=3"])
     assert config.run.stages == ["parse", "generate", "clean"]  # from configs/engine.yaml
     assert not config.run.clean.rules.uses_clip and config.run.clean.rules.support.enabled
-    assert config.train.model == "tiny-wide" and config.train.epochs == 3
+    assert config.train.model == "tiny-fine" and config.train.epochs == 3 and config.train.thresholds == "mixture"
 
 
 def test_round_zero_runs_what_it_has_and_later_rounds_generate_with_the_last_tagger():
