@@ -10,6 +10,7 @@ from scipy.special import expit, logit
 from sklearn.metrics import average_precision_score, precision_recall_curve
 from sklearn.mixture import GaussianMixture
 
+from tagmill.engine.audit import read_truth
 from tagmill.model.data import iterate_batches
 from tagmill.model.tagger import Tagger
 
@@ -131,26 +132,20 @@ def evaluate_checkpoint(model_dir: str, shards: str, truth: str | None = None, s
     from tagmill.model.data import SampleDecoder, make_loader, shard_paths
 
     model, tags = load_tagger(model_dir)
+    truth_tags = read_truth(truth) if truth else None  # a broken file fails before any scoring
     holdout = read_meta(model_dir).get("train", {}).get("config", {}).get("holdout", holdout)
     config = model.config
     decoder = SampleDecoder({t: i for i, t in enumerate(tags)}, config.image_size, config.mean, config.std)
     loader = make_loader(shard_paths(shards), decoder, batch_size, split, holdout, workers)
     found = predict(model, loader, torch.device("cpu"))
-    if truth:
-        found = _against_truth(found, truth, tags)
+    if truth_tags is not None:
+        found = _against_truth(found, truth_tags, truth, tags)
     result = tag_metrics(found.scores, found.targets, model.thresholds.numpy(), tags)
     result["skipped_samples"] = found.skipped
     return result
 
 
-def _against_truth(found: Predictions, truth_path: str, tags: list[str]) -> Predictions:
-    import json
-
-    truth = {}
-    with open(truth_path, encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            truth[str(row.get("key", row.get("id")))] = row["tags"]
+def _against_truth(found: Predictions, truth: dict[str, set[str]], truth_path: str, tags: list[str]) -> Predictions:
     index = {t: i for i, t in enumerate(tags)}
     if not any(tag in index for row in truth.values() for tag in row):
         raise ValueError(f"none of the tags in {truth_path} is in the model's vocabulary")

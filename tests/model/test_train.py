@@ -174,6 +174,13 @@ def test_evaluating_against_the_world_truth(world, shards, trained):
     assert 0.0 <= result["mAP"] <= 1.0 and len(result["per_tag"]) == summary["tags"]
 
 
+def test_evaluating_against_a_broken_truth_file_names_its_line(shards, trained, tmp_path):
+    truth = tmp_path / "truth.jsonl"
+    truth.write_text('{"key": "000000000", "tags": ["circle"]}\n{"id": "000000001"}\n')
+    with pytest.raises(ValueError, match=r"truth.jsonl:2 is not a \{"):
+        evaluate_checkpoint(str(trained[0]), str(shards), truth=str(truth))
+
+
 def test_tagging_image_files_with_the_checkpoint(trained, tmp_path):
     model_dir, _ = trained
     paths = []
