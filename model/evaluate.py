@@ -82,7 +82,8 @@ def calibrate_thresholds(scores: np.ndarray, targets: np.ndarray, default: float
 
     `f1`: the threshold of best F1 against the held-out tags. `mixture`: the valley between the
     tagger's two modes of scores for the tag, which reads no labels; when the tags come from
-    captions that omit what they show, best F1 against them climbs into the present mode."""
+    captions that omit what they show, best F1 against them climbs into the present mode. A tag
+    whose scores do not part into two clear modes keeps best F1."""
     if method not in THRESHOLD_METHODS:
         raise ValueError(f"threshold method must be one of {THRESHOLD_METHODS}, not {method!r}")
     fit = _best_f1_threshold if method == "f1" else _mixture_threshold
@@ -99,19 +100,24 @@ def _best_f1_threshold(scores: np.ndarray, targets: np.ndarray) -> float:
     return float(candidates[int(np.argmax(f1))])
 
 
+MIN_SEPARATION = 2.0  # Ashman's D past which two Gaussian components are cleanly apart
+
+
 def _mixture_threshold(scores: np.ndarray, targets: np.ndarray) -> float:
     """Where a two-component Gaussian mixture over the scores' logits turns from the absent
-    component to the present one; best F1 when the scores do not part into two components."""
+    component to the present one; best F1 when the two components are not cleanly apart, as a
+    briefly trained tagger's scores for a hard tag are not."""
     logits = logit(np.clip(scores, 1e-6, 1 - 1e-6)).astype(np.float64)[:, None]
     if np.ptp(logits) < 1e-6:
         return _best_f1_threshold(scores, targets)
     mixture = GaussianMixture(2, random_state=0).fit(logits)
-    absent, present = np.argsort(mixture.means_.ravel())
-    grid = np.linspace(mixture.means_[absent, 0], mixture.means_[present, 0], 1001)[:, None]
-    crossing = np.flatnonzero(mixture.predict_proba(grid)[:, present] >= 0.5)
-    if crossing.size == 0:
+    means, variances = mixture.means_.ravel(), mixture.covariances_.ravel()
+    if abs(means[1] - means[0]) * np.sqrt(2 / variances.sum()) < MIN_SEPARATION:
         return _best_f1_threshold(scores, targets)
-    return float(expit(grid[crossing[0], 0]))
+    absent, present = np.argsort(means)
+    grid = np.linspace(means[absent], means[present], 1001)[:, None]
+    crossing = np.flatnonzero(mixture.predict_proba(grid)[:, present] >= 0.5)
+    return float(expit(grid[crossing[0], 0])) if crossing.size else _best_f1_threshold(scores, targets)
 
 
 def _ratio(a, b) -> float:

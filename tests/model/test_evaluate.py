@@ -74,8 +74,16 @@ def test_the_mixture_threshold_sits_in_the_valley_whatever_the_captions_omit():
     assert calibrate_thresholds(scores, truth[:, None], 0.5, method="mixture")[0] == threshold  # labels unread
 
 
-def test_the_mixture_falls_back_to_best_f1_on_scores_of_one_value():
-    scores, targets = _columns([0.7, 0.7, 0.7, 0.7]), _columns([0, 1, 1, 1])
+def _overlapping_modes() -> tuple[np.ndarray, np.ndarray]:
+    """Logits N(-0.5, 1) without the tag and N(0.5, 1) with it: Ashman's D of 1, no clear valley."""
+    rng = np.random.default_rng(1)
+    logits = np.concatenate([rng.normal(-0.5, 1, 300), rng.normal(0.5, 1, 300)])
+    return (1 / (1 + np.exp(-logits)))[:, None], np.repeat([0.0, 1.0], 300)[:, None]
+
+
+@pytest.mark.parametrize("scores, targets", [(_columns([0.7, 0.7, 0.7, 0.7]), _columns([0, 1, 1, 1])),
+                                             _overlapping_modes()], ids=["one value", "overlapping modes"])
+def test_the_mixture_keeps_best_f1_where_the_scores_part_into_no_two_modes(scores, targets):
     assert calibrate_thresholds(scores, targets, 0.5, min_support=3, method="mixture").tolist() == \
         pytest.approx(calibrate_thresholds(scores, targets, 0.5, min_support=3, method="f1").tolist())
 
