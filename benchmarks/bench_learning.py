@@ -16,7 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
-from tagmill.engine.synth import SynthConfig, synthesize
+from tagmill.engine.synth.world import SynthConfig, synthesize
 from tagmill.model.evaluate import evaluate_checkpoint
 from tagmill.model.train import load_train_config, train
 from tagmill.pipeline.job import run

@@ -126,7 +126,7 @@ def _load(coco_dir: Path):
 
 def _bench_tagmill(vocab, coco: Coco, subset: Coco, repeats: int) -> dict:
     """The median of `repeats` timed passes over every caption, after a warm-up pass over a few."""
-    from tagmill.engine.parse import CaptionParser
+    from tagmill.engine.parse.parser import CaptionParser
 
     parser = CaptionParser(vocab)
     list(parser.parse_many(coco.captions[:500]))
@@ -173,7 +173,7 @@ def _timed(work: Callable[[], list]) -> tuple[float, list]:
 
 def _surface_forms(vocab) -> dict[tuple[str, ...], str]:
     """Every tag and synonym, singular and plural, as a word tuple -> its tag."""
-    from tagmill.engine import lexicon
+    from tagmill.engine.parse import lexicon
 
     forms: dict[tuple[str, ...], str] = {}
     for tag in vocab.tags:

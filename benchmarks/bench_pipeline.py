@@ -146,7 +146,7 @@ def _digests(folder: Path) -> dict[str, str]:
 def _plain_loop(source: str, out: str) -> None:
     """The baseline: the same reading, checking, parsing and writing, as one plain Python loop."""
     from tagmill.engine.config import load_config
-    from tagmill.engine.parse import CaptionParser
+    from tagmill.engine.parse.parser import CaptionParser
     from tagmill.engine.vocab import Vocabulary
     from tagmill.pipeline.sinks import write_shard
     from tagmill.pipeline.sources import plan_input, read_shard

@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from tagmill.engine.synth import SynthConfig, synthesize
+from tagmill.engine.synth.world import SynthConfig, synthesize
 from tagmill.pipeline.rounds import format_rounds, load_rounds_config, run_rounds
 
 SYNTHETIC = Path(__file__).resolve().parents[1] / "configs" / "rounds" / "synthetic.yaml"

@@ -13,9 +13,12 @@ from typing import Any
 
 import yaml
 
+import tagmill.configs
 from tagmill.engine.clean import CleanRules
 
 KNOWN_STAGES = ("parse", "generate", "clean")  # in the order they run
+SHIPPED_CONFIGS = Path(tagmill.configs.__file__).resolve().parent  # the repository's configs/, a wheel's package data
+DEFAULT_RUN_CONFIG = SHIPPED_CONFIGS / "default.yaml"
 
 
 class ConfigError(ValueError):
@@ -103,10 +106,32 @@ def load_dataclass(cls: type, path: str | Path | None, overrides: list[str] = ()
     return build_dataclass(cls, apply_overrides(read_mapping(path) if path else {}, overrides), where)
 
 
+def config_file(path: str | Path) -> Path:
+    """A config file by its path, or one that ships with tagmill by its path under `configs/`.
+
+    `engine.yaml`, `engine`, `configs/engine.yaml` and `train/tiny` all name a shipped config, so the
+    README's commands work from any folder with tagmill installed from a wheel.
+    """
+    given = Path(path)
+    if given.is_file():
+        return given
+    under_configs = Path(*given.parts[1:]) if given.parts[:1] == ("configs",) else given
+    for candidate in (under_configs, under_configs.with_name(under_configs.name + ".yaml")):
+        if (SHIPPED_CONFIGS / candidate).is_file():
+            return SHIPPED_CONFIGS / candidate
+    raise ConfigError(f"no config file {path}; shipped with tagmill: {', '.join(shipped_configs())}")
+
+
+def shipped_configs() -> list[str]:
+    """The run, training and rounds configs that ship with tagmill, as paths under `configs/`."""
+    return sorted(str(p.relative_to(SHIPPED_CONFIGS)) for p in SHIPPED_CONFIGS.rglob("*.yaml"))
+
+
 def read_mapping(path: str | Path) -> dict:
-    """A YAML (or JSON) file holding a mapping of settings."""
+    """A YAML (or JSON) config file (see `config_file`) holding a mapping of settings."""
+    path = config_file(path)
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise ConfigError(f"cannot read config {path}: {err.strerror}") from None
     except UnicodeDecodeError:

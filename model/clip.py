@@ -18,9 +18,10 @@ import numpy as np
 import open_clip
 import torch
 
+from tagmill.engine.config import SHIPPED_CONFIGS
 from tagmill.engine.images import decode_rgb
 
-CLIP_CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "clip"
+CLIP_CONFIGS = SHIPPED_CONFIGS / "clip"
 PROMPTS = ("a photo of a {}.", "a picture of a {}.")
 FOLDER_META = "clip.json"
 FOLDER_WEIGHTS = "model.safetensors"

@@ -16,12 +16,13 @@ import torch
 from open_clip.loss import ClipLoss
 from tqdm import tqdm
 
-from tagmill.engine.config import load_dataclass
+from tagmill.engine.config import SHIPPED_CONFIGS, load_dataclass
 from tagmill.engine.images import decode_rgb
 from tagmill.model.clip import FOLDER_META, FOLDER_WEIGHTS, create_clip
 from tagmill.model.data import EXTENSIONS, iterate_batches, make_loader, shard_paths
 from tagmill.model.train import pick_device
 
+DEFAULT_CLIP_TRAIN_CONFIG = SHIPPED_CONFIGS / "train" / "tiny-clip.yaml"
 log = logging.getLogger(__name__)
 
 
@@ -38,7 +39,8 @@ class ClipTrainConfig:
 
 
 def load_clip_train_config(path: str | Path | None, overrides: list[str] = ()) -> ClipTrainConfig:
-    return load_dataclass(ClipTrainConfig, path, overrides, "train-clip")
+    """A train-clip config file (default: the shipped `train/tiny-clip.yaml`) with `a.b=value` overrides."""
+    return load_dataclass(ClipTrainConfig, path or DEFAULT_CLIP_TRAIN_CONFIG, overrides, "train-clip")
 
 
 @dataclass

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tagmill.engine.config import ConfigError, build_dataclass, read_mapping
+from tagmill.engine.config import SHIPPED_CONFIGS, ConfigError, build_dataclass, read_mapping
 
-MODEL_CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "models"
+MODEL_CONFIGS = SHIPPED_CONFIGS / "models"
 QUERY_KINDS = ("learned", "text")
 
 

@@ -10,7 +10,7 @@ from scipy.special import expit, logit
 from sklearn.metrics import average_precision_score, precision_recall_curve
 from sklearn.mixture import GaussianMixture
 
-from tagmill.engine.audit import read_truth
+from tagmill.engine.report.audit import read_truth
 from tagmill.model.data import iterate_batches
 from tagmill.model.tagger import Tagger
 

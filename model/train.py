@@ -14,7 +14,7 @@ from timm.loss import AsymmetricLossMultiLabel
 from torch import nn
 from tqdm import tqdm
 
-from tagmill.engine.config import ConfigError, load_dataclass
+from tagmill.engine.config import SHIPPED_CONFIGS, ConfigError, load_dataclass
 from tagmill.model.checkpoint import load_training_state, save_tagger, save_training_state
 from tagmill.model.config import ModelConfig, model_config
 from tagmill.model.data import SampleDecoder, iterate_batches, make_loader, shard_paths
@@ -24,6 +24,7 @@ from tagmill.model.vocabulary import count_split, shard_captions, shard_vocabula
 
 log = logging.getLogger(__name__)
 STATE_DIR = "checkpoints/last"
+DEFAULT_TRAIN_CONFIG = SHIPPED_CONFIGS / "train" / "tiny.yaml"
 
 
 @dataclass
@@ -62,8 +63,8 @@ class TrainConfig:
 
 
 def load_train_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
-    """A training config file (or the defaults) with `a.b=value` overrides."""
-    return load_dataclass(TrainConfig, path, overrides, "train")
+    """A training config file (default: the shipped `train/tiny.yaml`) with `a.b=value` overrides."""
+    return load_dataclass(TrainConfig, path or DEFAULT_TRAIN_CONFIG, overrides, "train")
 
 
 class TaggerWithLoss(nn.Module):

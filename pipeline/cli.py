@@ -12,10 +12,10 @@ from typing import Iterator
 
 from tagmill.engine.captions import check_captions
 from tagmill.engine.config import ConfigError
-from tagmill.engine.mine import TermCounter, select_vocabulary
-from tagmill.engine.parse import CaptionParser
+from tagmill.engine.parse.mine import TermCounter, select_vocabulary
+from tagmill.engine.parse.parser import CaptionParser
 from tagmill.engine.records import RecordError
-from tagmill.engine.synth import SynthConfig, synthesize
+from tagmill.engine.synth.world import SynthConfig, synthesize
 from tagmill.engine.vocab import Vocabulary, VocabularyError
 from tagmill.pipeline.sources import InputError, plan_input, read_shard
 
@@ -196,7 +196,7 @@ def _report(args) -> None:
 def _add_rounds(commands) -> None:
     sub = _command(commands, "rounds", _rounds,
                    "Bootstrapped rounds: each round's cleaned shards train the tagger that generates the next.")
-    sub.add_argument("--config", required=True, help="YAML rounds config, e.g. configs/rounds/synthetic.yaml")
+    sub.add_argument("--config", required=True, help="YAML rounds config: a file or a shipped one, e.g. rounds/synthetic.yaml")
     sub.add_argument("--input", required=True, help="the input of every round's run (as for `tagmill run`)")
     sub.add_argument("--work", required=True, help="folder for round-0 ... round-N, rounds.json and report.html")
     sub.add_argument("--rounds", type=int, default=2, help="rounds after round 0 (default 2)")
@@ -217,13 +217,13 @@ def _rounds(args) -> None:
 
 def _add_train(commands) -> None:
     sub = _command(commands, "train", _train, "Train a tagging model on the shards a run wrote.")
-    _training_arguments(sub, "model folder (resumes when it holds a checkpoint)", "configs/train/tiny.yaml")
+    _training_arguments(sub, "model folder (resumes when it holds a checkpoint)", "train/tiny.yaml")
 
 
 def _training_arguments(sub: argparse.ArgumentParser, out_help: str, config_example: str) -> None:
     sub.add_argument("--shards", required=True, help="a run's output folder or its shards/ folder")
     sub.add_argument("--out", required=True, help=out_help)
-    sub.add_argument("--config", help=f"YAML training config, e.g. {config_example}")
+    sub.add_argument("--config", help=f"YAML training config: a file or a shipped one; default: {config_example}")
     sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
 
 
@@ -239,7 +239,7 @@ def _train(args) -> None:
 def _add_train_clip(commands) -> None:
     sub = _command(commands, "train-clip", _train_clip,
                    "Train a small CLIP on the image-caption pairs of the shards a run wrote (for clean.clip).")
-    _training_arguments(sub, "CLIP folder to write", "configs/train/tiny-clip.yaml")
+    _training_arguments(sub, "CLIP folder to write", "train/tiny-clip.yaml")
 
 
 def _train_clip(args) -> None:

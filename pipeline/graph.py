@@ -10,7 +10,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from tagmill.engine.config import RunConfig
-from tagmill.engine.mine import TermCounter, TermCounts
+from tagmill.engine.parse.mine import TermCounter, TermCounts
 from tagmill.pipeline.sinks import WriteShards
 from tagmill.pipeline.sources import ShardTask, read_shard
 from tagmill.pipeline.stages import Clean, Generate

@@ -16,8 +16,8 @@ from typing import Any
 import apache_beam as beam
 from tqdm import tqdm
 
-from tagmill.engine.config import RunConfig, load_config, save_config
-from tagmill.engine.mine import select_vocabulary
+from tagmill.engine.config import DEFAULT_RUN_CONFIG, RunConfig, load_config, save_config
+from tagmill.engine.parse.mine import select_vocabulary
 from tagmill.engine.vocab import Vocabulary, read_synonyms
 from tagmill.pipeline.graph import build_mining, build_run, make_pipeline
 from tagmill.pipeline.sinks import stats_path, write_shard
@@ -44,11 +44,8 @@ class Timer:
         self.last = now
 
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML run config (default: configs/default.yaml)")
+    parser.add_argument("--config", help="YAML run config: a file or a shipped one (engine.yaml); default: default.yaml")
     parser.add_argument("--input", required=True, help="folder or glob of webdataset tars, or a JSONL/Parquet manifest")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
@@ -63,8 +60,7 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
 
 
 def execute(args: argparse.Namespace, test_pipeline: beam.Pipeline | None = None) -> dict:
-    config_path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
-    config = load_config(config_path, args.set)
+    config = load_config(args.config or DEFAULT_RUN_CONFIG, args.set)
     check_truth_file(args.truth)
     try:
         summary = run_job(config, args.input, args.output, test_pipeline)
@@ -93,8 +89,8 @@ def input_folder(input_path: str) -> Path:
 
 def write_report(output: str | Path, truth: str | None = None) -> dict:
     """report.json and report.html from what the run wrote."""
-    from tagmill.engine.report import build_report
-    from tagmill.engine.report_html import write_html
+    from tagmill.engine.report.build import build_report
+    from tagmill.engine.report.html import write_html
 
     report = build_report(output, truth)
     write_html(report, output)

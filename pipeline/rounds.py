@@ -17,8 +17,10 @@ from pathlib import Path
 
 import yaml
 
-from tagmill.engine.config import RunConfig, build_dataclass, apply_overrides, read_mapping, validate
-from tagmill.model.train import TrainConfig
+from tagmill.engine.config import (
+    SHIPPED_CONFIGS, RunConfig, apply_overrides, build_dataclass, config_file, read_mapping, validate,
+)
+from tagmill.model.train import DEFAULT_TRAIN_CONFIG, TrainConfig
 from tagmill.pipeline.job import RunError, check_truth_file, input_folder, run_job, write_report
 
 ROUNDS_JSON = "rounds.json"
@@ -49,10 +51,12 @@ def load_rounds_config(path: str | Path | None, overrides: list[str] = ()) -> Ro
     Its sections `run` and `train` hold what run and training configs hold; a section's `from: FILE`
     (relative to the rounds config) starts it from that config file, its other keys override the file's.
     """
+    folder = config_file(path).parent if path else SHIPPED_CONFIGS
     data = read_mapping(path) if path else {}
+    data.setdefault("train", {"from": str(DEFAULT_TRAIN_CONFIG)})
     for name in ("run", "train"):
         if isinstance(data.get(name), dict) and "from" in data[name]:
-            data[name] = _from_file(data[name], Path(path).parent)
+            data[name] = _from_file(data[name], folder)
     return build_dataclass(RoundsConfig, apply_overrides(data, overrides))
 
 
@@ -180,7 +184,7 @@ def _holdout_map_against_truth(folder: Path, truth: str) -> float:
 
 
 def _write_history(work: Path, history: list[dict]) -> None:
-    from tagmill.engine.rounds_page import write_rounds_page
+    from tagmill.engine.report.rounds_page import write_rounds_page
 
     (work / ROUNDS_JSON).write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
     write_rounds_page(history, work)

@@ -18,7 +18,7 @@ from tagmill.engine.clean import (Candidate, CleanRules, TagClusters, TagStatist
                                   load_statistics, sample_priority, save_statistics)
 from tagmill.engine.config import CleanConfig, GenerateConfig
 from tagmill.engine.merge import GeneratedTags
-from tagmill.engine.parse import CaptionParser
+from tagmill.engine.parse.parser import CaptionParser
 from tagmill.engine.records import Record, Reject, TagSource
 from tagmill.engine.vocab import Vocabulary
 from tagmill.pipeline.handlers import ClipHandler, TaggerHandler

@@ -8,7 +8,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from tagmill.engine.images import inspect_image
-from tagmill.engine.parse import CaptionParser
+from tagmill.engine.parse.parser import CaptionParser
 from tagmill.engine.records import Record, RecordError, TagSource
 from tagmill.engine.vocab import Vocabulary
 

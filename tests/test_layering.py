@@ -54,14 +54,14 @@ def imported_and_leaked(package: str, forbidden: tuple[str, ...], cwd: Path,
 
 def test_engine_imports_no_beam(tmp_path):
     modules, leaked = imported_and_leaked("tagmill.engine", ("apache_beam",), tmp_path)
-    assert {"tagmill.engine.vocab", "tagmill.engine.records", "tagmill.engine.mine"} <= set(modules)
+    assert {"tagmill.engine.vocab", "tagmill.engine.records", "tagmill.engine.parse.mine"} <= set(modules)
     assert leaked == []
 
 
 def test_engine_works_without_torch(tmp_path):
     """spaCy's thinc imports torch when it is installed; the engine itself must not need it."""
     modules, leaked = imported_and_leaked("tagmill.engine", ("torch",), tmp_path, blocked=("torch",))
-    assert "tagmill.engine.parse" in modules and leaked == []
+    assert "tagmill.engine.parse.parser" in modules and leaked == []
 
 
 def test_engine_source_never_imports_torch_or_beam():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tagmill.engine.config import ConfigError, RunConfig, load_config, save_config
+from tagmill.engine.config import SHIPPED_CONFIGS, ConfigError, RunConfig, config_file, load_config, save_config
 
 DEFAULT_YAML = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
 
@@ -152,8 +152,23 @@ def test_invalid_yaml(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read config .*absent.yaml"):
+    with pytest.raises(ConfigError, match="no config file .*absent.yaml; shipped with tagmill: default.yaml, engine.yaml"):
         load_config(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize("name", ["engine.yaml", "engine", "configs/engine.yaml", "rounds/../engine"])
+def test_a_shipped_config_is_found_by_its_path_under_configs(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert config_file(name).resolve() == SHIPPED_CONFIGS / "engine.yaml"
+    config = load_config(name, ["generate.model=M", "clean.clip=C"])
+    assert config.stages == ["parse", "generate", "clean"]
+
+
+def test_a_file_by_its_path_comes_before_a_shipped_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "stages: [parse]\n").rename(tmp_path / "engine.yaml")
+    assert config_file("engine.yaml") == Path("engine.yaml")
+    assert load_config("engine.yaml").stages == ["parse"]
 
 
 def test_file_that_is_not_utf8(tmp_path):

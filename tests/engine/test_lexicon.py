@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tagmill.engine import lexicon
+from tagmill.engine.parse import lexicon
 
 
 @pytest.mark.parametrize("noun, plurals", [

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from tagmill.engine.mine import TermCounter, TermCounts, select_vocabulary
+from tagmill.engine.parse.mine import TermCounter, TermCounts, select_vocabulary
 from tagmill.engine.vocab import ACTION, ATTRIBUTE, OBJECT, SCENE
 
 # (caption, how many times) -- 200 captions in all.

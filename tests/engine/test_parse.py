@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from tagmill.engine.parse import CaptionParser
-from tagmill.engine.synth import SynthConfig, plan_sample, world_synonyms, world_vocabulary
+from tagmill.engine.parse.parser import CaptionParser
+from tagmill.engine.synth.world import SynthConfig, plan_sample, world_synonyms, world_vocabulary
 from tagmill.engine.vocab import ATTRIBUTE, OBJECT, Vocabulary
 
 THINGS = ("person", "cat", "dog", "bear", "teddy bear", "mouse", "knife", "sink", "bus", "car", "train",

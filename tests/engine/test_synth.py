@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from PIL import Image
 
-from tagmill.engine.synth import (
+from tagmill.engine.synth.world import (
     COLOURS,
     SCENE_PHRASES,
     SCENES,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from model_helpers import CAPTIONS, one_torch_thread  # noqa: F401
-from tagmill.engine.synth import SynthConfig, synthesize
+from tagmill.engine.synth.world import SynthConfig, synthesize
 from tagmill.model.caption import train_tokenizer
 from tagmill.model.checkpoint import CheckpointError, load_tagger
 from tagmill.model.config import model_config

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from model_helpers import one_torch_thread  # noqa: F401
-from tagmill.engine.synth import SynthConfig, synthesize
+from tagmill.engine.synth.world import SynthConfig, synthesize
 from tagmill.model.evaluate import evaluate_checkpoint
 from tagmill.model.train import load_train_config, train
 from tagmill.pipeline.job import run

@@ -14,7 +14,7 @@ import torch
 
 from model_helpers import jpeg_bytes, one_torch_thread, shard_json, write_tar  # noqa: F401
 from tagmill.engine.config import ConfigError
-from tagmill.engine.synth import SynthConfig, synthesize
+from tagmill.engine.synth.world import SynthConfig, synthesize
 from tagmill.model import train as train_module
 from tagmill.model.checkpoint import CheckpointError, load_tagger, read_meta, save_tagger
 from tagmill.model.config import model_config
@@ -113,6 +113,11 @@ def test_training_can_calibrate_by_the_mixture_of_scores(shards, trained, tmp_pa
     thresholds, expected = _stored_and_recalibrated(tmp_path, shards, "mixture")
     assert thresholds == pytest.approx(expected, abs=1e-5)
     assert thresholds != pytest.approx(read_meta(trained[0])["thresholds"], abs=1e-3)
+
+
+def test_training_without_a_config_file_uses_the_shipped_tiny_one():
+    assert load_train_config(None) == load_train_config(TINY_YAML)
+    assert load_train_config(None).loss.gamma_neg == 4.0
 
 
 def test_an_unknown_threshold_method_is_a_config_error():

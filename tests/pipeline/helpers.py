@@ -14,7 +14,7 @@ import pytest
 
 from PIL import Image
 
-from tagmill.engine.synth import SynthConfig, synthesize
+from tagmill.engine.synth.world import SynthConfig, synthesize
 
 CLEAN = dict(hallucination=0.0, omission=0.0, wrong_attribute=0.0)
 

@@ -54,7 +54,7 @@ def test_vocab_mines_from_a_jsonl_and_from_tars(tmp_path):
     (["run", "--input", "/nonexistent/in", "--output", "OUT"], "input /nonexistent/in does not exist"),
     (["run", "--input", ".", "--output", "OUT", "--set", "parse.nope=1"], "unknown config key parse.nope"),
     (["run", "--input", ".", "--output", "OUT", "--set", "runner.workers=zero"], "runner.workers must be int"),
-    (["run", "--config", "/nonexistent.yaml", "--input", ".", "--output", "OUT"], "cannot read config"),
+    (["run", "--config", "/nonexistent.yaml", "--input", ".", "--output", "OUT"], "no config file /nonexistent.yaml"),
     (["parse", "--vocab", "/nonexistent.txt", "--input", "x", "--output", "y"], "cannot read tag list"),
 ])
 def test_user_errors_are_one_line_before_anything_runs(tmp_path, args, message):

@@ -12,7 +12,7 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from helpers import make_world, read_jsonl
-from tagmill.engine.parse import CaptionParser
+from tagmill.engine.parse.parser import CaptionParser
 from tagmill.engine.records import Record, Reject
 from tagmill.engine.vocab import Vocabulary
 from tagmill.model.caption import train_tokenizer

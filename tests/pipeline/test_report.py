@@ -5,7 +5,7 @@ import json
 import pytest
 
 from helpers import needs_chromium, render_in_chromium
-from tagmill.engine.audit import STAGES
+from tagmill.engine.report.audit import STAGES
 from tagmill.pipeline.cli import main
 from tagmill.pipeline.job import run
 from test_clean_stage import clean_args, clip, world  # noqa: F401 (fixtures)

@@ -10,8 +10,9 @@ from nbclient import NotebookClient
 
 from helpers import make_world, needs_chromium, render_in_chromium, shard_digests
 from tagmill.engine.config import ConfigError
+from tagmill.model.train import load_train_config
 from tagmill.pipeline.cli import main
-from tagmill.engine.rounds_page import write_rounds_page
+from tagmill.engine.report.rounds_page import write_rounds_page
 from tagmill.pipeline.rounds import ROUNDS_JSON, format_rounds, load_rounds_config, round_run_config
 
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -44,6 +45,16 @@ def test_the_synthetic_config_reads_its_run_and_training_files():
     assert config.run.stages == ["parse", "generate", "clean"]  # from configs/engine.yaml
     assert not config.run.clean.rules.uses_clip and config.run.clean.rules.support.enabled
     assert config.train.model == "tiny-fine" and config.train.epochs == 3 and config.train.thresholds == "mixture"
+
+
+def test_a_shipped_rounds_config_is_found_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_rounds_config("rounds/synthetic.yaml") == load_rounds_config(SYNTHETIC)
+
+
+def test_rounds_without_a_train_section_train_as_tagmill_train_does(tmp_path):
+    (tmp_path / "rounds.yaml").write_text("run:\n  stages: [parse]\n")
+    assert load_rounds_config(tmp_path / "rounds.yaml").train == load_train_config(None)
 
 
 def test_round_zero_runs_what_it_has_and_later_rounds_generate_with_the_last_tagger():

@@ -20,8 +20,8 @@ import spacy
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc
 
-from tagmill.engine import lexicon, parse_rules
-from tagmill.engine.parse_rules import Caption, Match
+from tagmill.engine.parse import lexicon, rules as parse_rules
+from tagmill.engine.parse.rules import Caption, Match
 from tagmill.engine.vocab import ACTION, ATTRIBUTE, COLOUR_TERMS, Vocabulary
 
 MAX_CAPTION_CHARS = 10_000  # the parser's own guard; the pipeline's cap is configurable and lower

@@ -13,7 +13,7 @@ from typing import Iterator
 import numpy as np
 import pyarrow.parquet as pq
 
-from tagmill.engine.audit import STAGES, TruthCounts, read_truth, stage_tags
+from tagmill.engine.report.audit import STAGES, TruthCounts, read_truth, stage_tags
 
 REPORT_JSON = "report.json"
 SCORE_KINDS = ("tagger", "clip", "outlier")

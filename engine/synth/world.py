@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import webdataset as wds
 
-from tagmill.engine.synth_plan import (
+from tagmill.engine.synth.plan import (
     COLOURS,
     SCENE_PHRASES,
     SCENES,
@@ -43,7 +43,7 @@ from tagmill.engine.synth_plan import (
     world_synonyms,
     world_vocabulary,
 )
-from tagmill.engine.synth_render import make_texture_bank, render_jpeg
+from tagmill.engine.synth.render import make_texture_bank, render_jpeg
 
 __all__ = [
     "COLOURS", "SCENE_PHRASES", "SCENES", "SHAPES", "WORLD_TAGS", "Mention", "SamplePlan", "SynthConfig",

@@ -17,7 +17,7 @@ import spacy
 from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.tokens import Doc
 
-from tagmill.engine import lexicon
+from tagmill.engine.parse import lexicon
 from tagmill.engine.vocab import ACTION, ATTRIBUTE, OBJECT, SCENE, Vocabulary
 
 COMPOUND_COHESION = 0.25  # a compound's count over its rarer word's count, at least

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tagmill.engine.synth_plan import RENDER_STREAM, SCENES, TEXTURE_STREAM, SamplePlan, SynthConfig, SynthObject
+from tagmill.engine.synth.plan import RENDER_STREAM, SCENES, TEXTURE_STREAM, SamplePlan, SynthConfig, SynthObject
 
 _JPEG_QUALITY = 90
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from tagmill.engine.report_html import REPORT_HTML, figure_html, html_table, pyplot, write_page
+from tagmill.engine.report.html import REPORT_HTML, figure_html, html_table, pyplot, write_page
 
 
 def write_rounds_page(history: list[dict], work: str | Path) -> Path:

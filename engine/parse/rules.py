@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from spacy.tokens import Doc
 
-from tagmill.engine import lexicon
+from tagmill.engine.parse import lexicon
 from tagmill.engine.vocab import ACTION, ATTRIBUTE, OBJECT
 
 NEGATION_CUES = frozenset({"no", "not", "without", "never", "nor", "none", "n't", "nobody", "nothing", "zero"})

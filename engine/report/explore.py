@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from tagmill.engine.images import shard_image
-from tagmill.engine.report import REPORT_JSON
+from tagmill.engine.report.build import REPORT_JSON
 
 SAMPLE_COLUMNS = ["id", "captions", "generated_caption", "tags", "tag_sources", "dropped"]
 

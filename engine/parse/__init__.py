@@ -1,0 +1,1 @@
+"""Parse: captions into tags of a vocabulary, and vocabularies mined from captions."""

@@ -1,0 +1,1 @@
+"""The synthetic world: captioned images whose true tags are known."""
