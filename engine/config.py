@@ -30,6 +30,7 @@ class InputConfig:
     max_image_pixels: int = 50_000_000  # larger images are rejected as decompression bombs
     max_caption_chars: int = 2_000  # longer captions are rejected
     samples_per_shard: int = 1_000  # manifests are cut into output shards of this many lines
+    repair_text: bool = False  # text that is not valid UTF-8 in captions and metadata becomes U+FFFD, not a reject
 
 
 @dataclass

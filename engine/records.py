@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from tagmill.engine.text import first_invalid, invalid_message
+
 
 class Reject:
     """Reasons an input record cannot be used. Each rejected record keeps one, plus a message."""
@@ -25,6 +27,7 @@ class Reject:
     CAPTION_NOT_STRING = "caption_not_string"
     CAPTION_NOT_UTF8 = "caption_not_utf8"
     CAPTION_TOO_LONG = "caption_too_long"
+    TEXT_NOT_UTF8 = "text_not_utf8"  # an id, image path, metadata key or value, or tar member name
     MEMBER_UNEXPECTED = "member_unexpected"
     TAR_CORRUPT = "tar_corrupt"
     INFERENCE_FAILED = "inference_failed"
@@ -105,6 +108,9 @@ def check_id(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise RecordError(Reject.ID_UNSAFE, f"id must be a string or an integer, not {type(value).__name__}")
     text = str(value)
+    position = first_invalid(text)
+    if position is not None:
+        raise RecordError(Reject.TEXT_NOT_UTF8, invalid_message("the id", text, position, repairable=False))
     if not _SAFE_ID.match(text) or text.strip() != text:
         raise RecordError(Reject.ID_UNSAFE, f"id {text[:80]!r} cannot name an output file (use letters, digits, "
                                             "'_' or '-'; no '/', '.', or control characters)")

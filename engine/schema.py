@@ -8,6 +8,7 @@ from typing import Any
 import pyarrow as pa
 
 from tagmill.engine.records import Record
+from tagmill.engine.text import quoted
 
 SCHEMA_VERSION = 2  # 2: per-tag scores and the dropped tags with their rule
 
@@ -103,6 +104,10 @@ def _row(record: Record) -> dict[str, Any]:
 
 
 def reject_json(record: Record) -> dict[str, Any]:
-    """One line of rejects.jsonl: which input, from where, and why."""
-    return {"id": record.id, "source": record.source, "reason": record.reject_reason,
-            "message": record.reject_message, "shard": record.shard, "index": record.index}
+    """One line of rejects.jsonl: which input, from where, and why.
+
+    A reject may quote input that is not valid UTF-8 (that can be why it is one): such code points
+    are written as visible `\\udc80` escapes, so the file stays UTF-8 and says what was wrong.
+    """
+    return {"id": quoted(record.id), "source": quoted(record.source), "reason": record.reject_reason,
+            "message": quoted(record.reject_message), "shard": record.shard, "index": record.index}

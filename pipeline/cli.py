@@ -16,6 +16,7 @@ from tagmill.engine.parse.mine import TermCounter, select_vocabulary
 from tagmill.engine.parse.parser import CaptionParser
 from tagmill.engine.records import RecordError
 from tagmill.engine.synth.world import SynthConfig, synthesize
+from tagmill.engine.text import first_invalid
 from tagmill.engine.vocab import Vocabulary, VocabularyError
 from tagmill.pipeline.sources import InputError, plan_input, read_shard
 
@@ -109,9 +110,10 @@ def _captions(path: str) -> Iterator[str]:
 
 
 def _caption_values(line: dict) -> list[str]:
+    """A line's usable captions: text, not blank, valid UTF-8 (a JSON escape can hold a lone surrogate)."""
     value = line.get("captions", line.get("caption"))
     values = value if isinstance(value, list) else [value]
-    return [v for v in values if isinstance(v, str) and v.strip()]
+    return [v for v in values if isinstance(v, str) and v.strip() and first_invalid(v) is None]
 
 
 def _jsonl_objects(path: str) -> Iterator[dict]:

@@ -44,7 +44,8 @@ def build_run(pipeline: beam.Pipeline, tasks: list[ShardTask], config: RunConfig
         pipeline
         | "Shards" >> beam.Create([t for t in tasks if t.size > 0])
         | "Spread" >> beam.Reshuffle()
-        | "Read" >> beam.FlatMap(read_shard, max_caption_chars=config.input.max_caption_chars)
+        | "Read" >> beam.FlatMap(read_shard, max_caption_chars=config.input.max_caption_chars,
+                                 repair_text=config.input.repair_text)
         | "Count" >> beam.ParDo(CountRecords())
         | "CheckImage" >> beam.Map(check_image, max_pixels=config.input.max_image_pixels)
     )
@@ -99,15 +100,19 @@ def build_mining(pipeline: beam.Pipeline, tasks: list[ShardTask], config: RunCon
         pipeline
         | "Shards" >> beam.Create([t for t in tasks if t.size > 0])
         | "Spread" >> beam.Reshuffle()
-        | "Captions" >> beam.FlatMap(_shard_captions, max_caption_chars=config.input.max_caption_chars)
+        | "Captions" >> beam.FlatMap(_shard_captions, max_caption_chars=config.input.max_caption_chars,
+                                     repair_text=config.input.repair_text)
         | "CountTerms" >> beam.CombineGlobally(_MineTerms(config.parse.spacy_model))
     )
 
 
-def _shard_captions(task: ShardTask, max_caption_chars: int) -> Iterable[list[str]]:
-    """The captions of a shard's usable records, in batches so counting runs over many at once."""
+def _shard_captions(task: ShardTask, max_caption_chars: int, repair_text: bool) -> Iterable[list[str]]:
+    """The captions of a shard's usable records, in batches so counting runs over many at once.
+
+    Read by the same checks as the run, so text the run would reject never reaches the term counter.
+    """
     batch: list[str] = []
-    for record in read_shard(task, max_caption_chars):
+    for record in read_shard(task, max_caption_chars, repair_text):
         if not record.rejected:
             batch.extend(record.captions)
         if len(batch) >= 512:

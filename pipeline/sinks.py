@@ -17,8 +17,9 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 import webdataset as wds
 
-from tagmill.engine.records import Record
+from tagmill.engine.records import Record, Reject
 from tagmill.engine.schema import SCHEMA_VERSION, reject_json, sample_json, samples_table
+from tagmill.engine.text import find_invalid
 
 TMP_SUFFIX = ".tmp"
 
@@ -30,6 +31,7 @@ def stats_path(shards_dir: Path, shard: int) -> Path:
 def write_shard(shards_dir: Path, shard: int, records: list[Record], fingerprint: str) -> dict[str, Any]:
     """Write one shard from all of its records (kept and rejected), in input order; return its stats."""
     records = sorted(records, key=lambda r: r.index)
+    _reject_unwritable(records)
     kept = [r for r in records if not r.rejected]
     rejected = [r for r in records if r.rejected]
     name = f"{shard:05d}"
@@ -39,6 +41,19 @@ def write_shard(shards_dir: Path, shard: int, records: list[Record], fingerprint
     stats = _stats(shard, records, kept, rejected, fingerprint)
     _atomic(shards_dir / f"{name}_stats.json", lambda f: f.write(_json_bytes(stats)))
     return stats
+
+
+def _reject_unwritable(records: list[Record]) -> None:
+    """Reject each kept record whose output would hold text UTF-8 cannot encode.
+
+    The readers already reject or repair such input text; this keeps the promise for text any later
+    step adds, so that one record can never stop the writer, and with it the run.
+    """
+    for record in records:
+        if not record.rejected:
+            problem = find_invalid(sample_json(record), "the sample's output", repairable=False)
+            if problem is not None:
+                record.reject(Reject.TEXT_NOT_UTF8, problem)
 
 
 def _write_tar(stream, records: list[Record]) -> None:

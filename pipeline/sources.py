@@ -2,7 +2,10 @@
 
 `plan_input` cuts the input into shard tasks (one output shard each) and finds duplicate ids, so
 that the first occurrence wins wherever the copies sit. `read_shard` turns one task into records;
-anything unusable becomes a record with a reject reason, never an exception.
+anything unusable becomes a record with a reject reason, never an exception. Text that is not valid
+UTF-8 (undecodable bytes, lone surrogates from JSON escapes) is one such thing wherever it sits: an
+id, a caption, an image path, metadata, a tar member name. With `repair_text`, captions and metadata
+are repaired to U+FFFD instead; ids and paths never are.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tagmill.engine.captions import check_captions, decode_caption
+from tagmill.engine.captions import check_captions, check_metadata, check_path_text, decode_caption
 from tagmill.engine.images import EXTENSIONS
 from tagmill.engine.records import Record, RecordError, Reject, check_id
+from tagmill.engine.text import REPAIR_HINT, quoted
 
 MANIFEST_SUFFIXES = (".jsonl", ".json", ".parquet")
 CAPTION_KEYS = ("captions", "caption")
@@ -131,32 +136,36 @@ def _ids(task: ShardTask) -> Iterator[str | None]:
     if task.kind == "tar":
         for group in _tar_groups(task.path):
             yield None if group.error else group.key
-    else:
-        for _, fields in _manifest_rows(task):
+    else:  # read as a repairing run reads them, so no two records kept with one id can go unmarked
+        for _, fields in _manifest_rows(task, repair=True):
             yield str(fields.get("id")) if isinstance(fields, dict) and fields.get("id") is not None else None
 
 
 # ---- reading -------------------------------------------------------------------------------
 
-def read_shard(task: ShardTask, max_caption_chars: int) -> Iterator[Record]:
-    """Every record of one task, in input order; duplicates and unreadable ones come as rejects."""
+def read_shard(task: ShardTask, max_caption_chars: int, repair_text: bool = False) -> Iterator[Record]:
+    """Every record of one task, in input order; duplicates and unreadable ones come as rejects.
+
+    `repair_text` replaces text that is not valid UTF-8 in captions and metadata with U+FFFD
+    instead of rejecting the record.
+    """
     reader = _read_tar if task.kind == "tar" else _read_manifest
     duplicates = set(task.duplicates)
-    for position, record in enumerate(reader(task, max_caption_chars)):
+    for position, record in enumerate(reader(task, max_caption_chars, repair_text)):
         if position in duplicates and not record.rejected:
             record.reject(Reject.ID_DUPLICATE, f"id {record.id!r} appeared earlier in the input; the first wins")
         yield record
 
 
-def _read_tar(task: ShardTask, max_caption_chars: int) -> Iterator[Record]:
+def _read_tar(task: ShardTask, max_caption_chars: int, repair: bool) -> Iterator[Record]:
     with _open_tar(task.path) as tar:
         groups = _tar_groups(task.path, tar)
         for index, group in enumerate(groups):
-            record = Record(id=group.key, source=task.path, shard=task.index, index=index)
+            record = Record(id=group.key, source=quoted(task.path), shard=task.index, index=index)
             try:
                 if group.error:
                     raise group.error
-                _fill_from_members(record, tar, group.members, max_caption_chars)
+                _fill_from_members(record, tar, group.members, max_caption_chars, repair)
             except RecordError as err:
                 record.reject(err.reason, err.message)
             yield record
@@ -219,15 +228,17 @@ def _member_key(name: str) -> str:
     return str(base.parent / stem) if str(base.parent) != "." else stem
 
 
-def _fill_from_members(record: Record, tar: tarfile.TarFile, members: list[tarfile.TarInfo], max_chars: int):
+def _fill_from_members(record: Record, tar: tarfile.TarFile, members: list[tarfile.TarInfo], max_chars: int,
+                       repair: bool):
     files = {_checked_extension(m): m for m in members}
     record.id = check_id(record.id)
-    meta = _member_json(tar, files["json"]) if "json" in files else {}
-    record.meta = meta
+    meta = _member_json(tar, files["json"], repair) if "json" in files else {}
     if "txt" in files:
-        record.captions = check_captions(decode_caption(_member_bytes(tar, files["txt"])), max_chars)
+        caption = decode_caption(_member_bytes(tar, files["txt"]), repair)
     else:
-        record.captions = check_captions(meta.get("caption"), max_chars)
+        caption = meta.get("caption")
+    record.captions = check_captions(caption, max_chars, repair)
+    record.meta = check_metadata(meta, repair)
     image_ext = next((ext for ext in files if ext in EXTENSIONS), None)
     if image_ext is None:
         raise RecordError(Reject.IMAGE_MISSING, f"no image member among {sorted(files)}")
@@ -255,56 +266,68 @@ def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
         raise RecordError(Reject.IMAGE_CORRUPT, f"tar member {member.name!r} is truncated: {err}") from None
 
 
-def _member_json(tar: tarfile.TarFile, member: tarfile.TarInfo) -> dict:
+def _member_json(tar: tarfile.TarFile, member: tarfile.TarInfo, repair: bool) -> dict:
+    """A sample's JSON metadata member; not UTF-8 is a reject (or repaired), not JSON is no metadata."""
+    data = _member_bytes(tar, member)
     try:
-        value = json.loads(_member_bytes(tar, member))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        text = data.decode("utf-8-sig", errors="replace" if repair else "strict")
+    except UnicodeDecodeError as err:
+        raise RecordError(Reject.TEXT_NOT_UTF8, f"metadata member {member.name!r} is not UTF-8 text: {err.reason} "
+                                                f"at byte {err.start}; {REPAIR_HINT}") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
         return {}  # img2dataset's metadata is optional; a caption still comes from the .txt
     return value if isinstance(value, dict) else {}
 
 
-def _read_manifest(task: ShardTask, max_caption_chars: int) -> Iterator[Record]:
+def _read_manifest(task: ShardTask, max_caption_chars: int, repair: bool) -> Iterator[Record]:
     folder = Path(task.path).parent
-    for index, (line_number, fields) in enumerate(_manifest_rows(task)):
-        record = Record(id=f"{Path(task.path).name}:{line_number}", source=f"{task.path}:{line_number}",
-                        shard=task.index, index=index)
+    for index, (line_number, fields) in enumerate(_manifest_rows(task, repair)):
+        record = Record(id=quoted(f"{Path(task.path).name}:{line_number}"),
+                        source=quoted(f"{task.path}:{line_number}"), shard=task.index, index=index)
         try:
-            _fill_from_manifest(record, fields, folder, max_caption_chars)
+            _fill_from_manifest(record, fields, folder, max_caption_chars, repair)
         except RecordError as err:
             record.reject(err.reason, err.message)
         yield record
 
 
-def _manifest_rows(task: ShardTask) -> Iterator[tuple[int, object]]:
+def _manifest_rows(task: ShardTask, repair: bool) -> Iterator[tuple[int, object]]:
     """(1-based line or row number, parsed object or a RecordError) for the task's range."""
     if task.kind == "parquet":
         table = pq.read_table(task.path).slice(task.start, task.stop - task.start)
-        for offset, row in enumerate(table.to_pylist()):
+        for offset, row in enumerate(_parquet_rows(table)):
             yield task.start + offset + 1, row
         return
     with open(task.path, "rb") as f:
         f.seek(task.offset)
         for number, line in zip(range(task.start + 1, task.stop + 1), f):
-            yield number, _parse_line(line)
+            yield number, _parse_line(line, repair)
 
 
-def _parse_line(line: bytes) -> object:
+def _parse_line(line: bytes, repair: bool) -> object:
     try:
-        value = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        text = line.decode("utf-8", errors="replace" if repair else "strict")
+    except UnicodeDecodeError as err:
+        return RecordError(Reject.LINE_INVALID, f"manifest line is not UTF-8 text: {err.reason} at byte {err.start}; "
+                                                f"{REPAIR_HINT}")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
         return RecordError(Reject.LINE_INVALID, f"manifest line is not JSON: {err}")
     if not isinstance(value, dict):
         return RecordError(Reject.LINE_INVALID, f"manifest line is a JSON {type(value).__name__}, not an object")
     return value
 
 
-def _fill_from_manifest(record: Record, fields: object, folder: Path, max_chars: int) -> None:
+def _fill_from_manifest(record: Record, fields: object, folder: Path, max_chars: int, repair: bool) -> None:
     if isinstance(fields, RecordError):
         raise fields
     record.id = check_id(fields.get("id"))
     caption_key = next((k for k in CAPTION_KEYS if k in fields), "caption")
-    record.captions = check_captions(fields.get(caption_key), max_chars)
-    record.meta = {k: v for k, v in fields.items() if k not in ("id", "image", *CAPTION_KEYS)}
+    record.captions = check_captions(fields.get(caption_key), max_chars, repair)
+    record.meta = check_metadata({k: v for k, v in fields.items() if k not in ("id", "image", *CAPTION_KEYS)}, repair)
     record.image = _manifest_image(fields.get("image"), folder)
     record.image_ext = Path(str(fields["image"])).suffix.lower().lstrip(".")
 
@@ -312,6 +335,7 @@ def _fill_from_manifest(record: Record, fields: object, folder: Path, max_chars:
 def _manifest_image(image: object, folder: Path) -> bytes:
     if not isinstance(image, str) or not image:
         raise RecordError(Reject.IMAGE_MISSING, "the manifest line names no image path")
+    check_path_text(image, "the image path")
     if "://" in image:
         raise RecordError(Reject.IMAGE_MISSING, f"{image} is a URL; download images first (img2dataset)")
     path = folder / image
@@ -321,3 +345,55 @@ def _manifest_image(image: object, folder: Path) -> bytes:
         raise RecordError(Reject.IMAGE_MISSING, f"image file {image} does not exist") from None
     except OSError as err:
         raise RecordError(Reject.IMAGE_MISSING, f"cannot read image file {image}: {err.strerror}") from None
+    except ValueError:  # a NUL character, which no file name holds
+        raise RecordError(Reject.IMAGE_MISSING, f"image path {image!r} cannot name a file") from None
+
+
+# ---- Parquet rows as Python values -----------------------------------------------------------
+
+def _parquet_rows(table: pa.Table) -> list[object]:
+    """The table's rows as dicts, never failing on text: strings (and binary values, since metadata is
+    written as JSON) are decoded as UTF-8 with `surrogateescape`, so an undecodable byte becomes a
+    lone surrogate that the record checks reject or repair, field by field.
+
+    A column type whose text cannot be read that way turns every row into a reject rather than
+    stopping the run.
+    """
+    try:
+        rows = table.cast(pa.schema([f.with_type(_text_as_bytes(f.type)) for f in table.schema])).to_pylist()
+    except (pa.ArrowException, UnicodeDecodeError) as err:
+        return [RecordError(Reject.LINE_INVALID, f"Parquet row cannot be read: {err}") for _ in range(table.num_rows)]
+    return [_decoded(row) for row in rows]
+
+
+def _text_as_bytes(kind: pa.DataType) -> pa.DataType:
+    """The type with every string type in it replaced by its binary twin (the bytes, unchecked)."""
+    if pa.types.is_string(kind):
+        return pa.binary()
+    if pa.types.is_large_string(kind):
+        return pa.large_binary()
+    if pa.types.is_string_view(kind):
+        return pa.binary_view()
+    if pa.types.is_dictionary(kind):
+        return _text_as_bytes(kind.value_type)
+    if pa.types.is_map(kind):
+        return pa.map_(_text_as_bytes(kind.key_type), kind.item_field.with_type(_text_as_bytes(kind.item_type)))
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        value = kind.value_field.with_type(_text_as_bytes(kind.value_type))
+        if pa.types.is_fixed_size_list(kind):
+            return pa.list_(value, kind.list_size)
+        return pa.large_list(value) if pa.types.is_large_list(kind) else pa.list_(value)
+    if pa.types.is_struct(kind):
+        return pa.struct([f.with_type(_text_as_bytes(f.type)) for f in kind])
+    return kind
+
+
+def _decoded(value: object) -> object:
+    """A row value with every bytes value in it decoded as UTF-8, undecodable bytes kept as lone surrogates."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="surrogateescape")
+    if isinstance(value, dict):
+        return {key: _decoded(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_decoded(item) for item in value)
+    return value

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from helpers import add_member, jpeg_bytes, png_bytes, read_jsonl, write_manifest
+from tagmill.engine.text import first_invalid
 from tagmill.pipeline.job import run
 
 VOCAB = ["dog", "cat", "red"]
@@ -80,6 +81,17 @@ CASES = [
     (b"{not json", "manifest_line_invalid"),
     (b"[1, 2, 3]", "manifest_line_invalid"),
     (b'{"id": "latin1", "image": "good.jpg", "caption": "caf\xe9"}', "manifest_line_invalid"),
+    # text that is not valid Unicode: lone surrogates, written by json.dumps as \u escapes
+    ({"id": "surrogate-caption", "image": "good.jpg", "caption": "a dog \udc80 on a beach"}, "caption_not_utf8"),
+    ({"id": "surrogate-in-list", "image": "good.jpg", "captions": ["a dog", "a \ud83d cat"]}, "caption_not_utf8"),
+    ({"id": "surrogate-id-\udcff", "image": "good.jpg", "caption": "a dog"}, "text_not_utf8"),
+    ({"id": "surrogate-meta", "image": "good.jpg", "caption": "a dog", "url": "http://x/\udc80"}, "text_not_utf8"),
+    ({"id": "surrogate-key", "image": "good.jpg", "caption": "a dog", "exif": {"\udfff": 1}}, "text_not_utf8"),
+    ({"id": "surrogate-image", "image": "good\udc80.jpg", "caption": "a dog"}, "text_not_utf8"),
+    ({"id": "nul-image", "image": "good.jpg\x00", "caption": "a dog"}, "image_missing"),
+    # valid Unicode however odd: control characters, line separators, an escaped surrogate pair
+    ({"id": "controls", "image": "good.jpg", "caption": "a red\x07 dog\u2028", "note": "\x1b[31m\x85"}, None),
+    ({"id": "emoji", "image": "good.jpg", "caption": "a cat \U0001f600"}, None),
 ]
 
 
@@ -102,6 +114,23 @@ def test_every_bad_record_is_rejected_with_its_reason(manifest_run):
     got = [(int(r["source"].rsplit(":", 1)[1]), r["reason"]) for r in rejects]
     assert got == expected
     assert all(r["message"] for r in rejects)
+
+
+def test_rejects_quote_invalid_text_as_visible_escapes(manifest_run):
+    text = (manifest_run / "rejects.jsonl").read_bytes().decode("utf-8")  # strict, though it quotes bad input
+    rejects = [json.loads(line) for line in text.split("\n") if line]
+    messages = "\n".join(r["message"] for r in rejects)
+    assert "a caption holds '\\udc80' at character 6, which is not valid Unicode" in messages
+    assert "input.repair_text: true replaces it with U+FFFD" in messages
+    assert all(first_invalid(r["message"] + r["id"] + r["source"]) is None for r in rejects)
+
+
+def test_odd_but_valid_text_is_written_as_it_came(manifest_run):
+    rows = {row["id"]: row for p in sorted((manifest_run / "shards").glob("*.parquet"))
+            for row in pq.read_table(p).to_pylist()}
+    assert rows["controls"]["captions"] == ["a red\x07 dog"]  # stripped of the trailing line separator
+    assert json.loads(rows["controls"]["meta_json"]) == {"note": "\x1b[31m\x85"}
+    assert rows["emoji"]["captions"] == ["a cat \U0001f600"] and rows["emoji"]["tags"] == ["cat"]
 
 
 def test_unusual_valid_images_and_tagless_captions_are_kept(manifest_run):
