@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
+import decimal
 import glob
 import json
+import math
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -275,7 +278,7 @@ def _member_json(tar: tarfile.TarFile, member: tarfile.TarInfo, repair: bool) ->
         raise RecordError(Reject.TEXT_NOT_UTF8, f"metadata member {member.name!r} is not UTF-8 text: {err.reason} "
                                                 f"at byte {err.start}; {REPAIR_HINT}") from None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=str)
     except json.JSONDecodeError:
         return {}  # img2dataset's metadata is optional; a caption still comes from the .txt
     return value if isinstance(value, dict) else {}
@@ -313,7 +316,7 @@ def _parse_line(line: bytes, repair: bool) -> object:
         return RecordError(Reject.LINE_INVALID, f"manifest line is not UTF-8 text: {err.reason} at byte {err.start}; "
                                                 f"{REPAIR_HINT}")
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=str)
     except json.JSONDecodeError as err:
         return RecordError(Reject.LINE_INVALID, f"manifest line is not JSON: {err}")
     if not isinstance(value, dict):
@@ -363,7 +366,7 @@ def _parquet_rows(table: pa.Table) -> list[object]:
         rows = table.cast(pa.schema([f.with_type(_text_as_bytes(f.type)) for f in table.schema])).to_pylist()
     except (pa.ArrowException, UnicodeDecodeError) as err:
         return [RecordError(Reject.LINE_INVALID, f"Parquet row cannot be read: {err}") for _ in range(table.num_rows)]
-    return [_decoded(row) for row in rows]
+    return [_json_value(row) for row in rows]
 
 
 def _text_as_bytes(kind: pa.DataType) -> pa.DataType:
@@ -388,12 +391,18 @@ def _text_as_bytes(kind: pa.DataType) -> pa.DataType:
     return kind
 
 
-def _decoded(value: object) -> object:
-    """A row value with every bytes value in it decoded as UTF-8, undecodable bytes kept as lone surrogates."""
+def _json_value(value: object) -> object:
+    """A row value as JSON can hold it, since metadata is written as JSON: bytes decoded as UTF-8 (undecodable
+    bytes kept as lone surrogates), dates and times in ISO 8601, decimals, durations and NaN or infinite floats as
+    their text (as the JSONL reader keeps `NaN`), so every metadata file is strict JSON."""
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="surrogateescape")
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (decimal.Decimal, datetime.timedelta)) or (isinstance(value, float) and not math.isfinite(value)):
+        return str(value)
     if isinstance(value, dict):
-        return {key: _decoded(item) for key, item in value.items()}
+        return {key: _json_value(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_decoded(item) for item in value)
+        return [_json_value(item) for item in value]
     return value

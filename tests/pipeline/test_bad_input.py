@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import io
 import json
 import tarfile
@@ -198,6 +200,28 @@ def test_parquet_manifest_is_read_like_jsonl(tmp_path):
     report = run(["--input", str(tmp_path / "manifest.parquet"), "--output", str(tmp_path / "out")])
     assert report["counts"]["written"] == 1 and report["counts"]["rejected_by_reason"] == {"image_missing": 1}
     assert report["counts"]["tags"] == {"dog": 1}
+
+
+def test_metadata_json_cannot_hold_is_written_as_strict_json_text(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(jpeg_bytes())
+    (tmp_path / "tags.txt").write_text("\n".join(VOCAB) + "\n")
+    table = pa.table({"id": ["a"], "image": ["a.jpg"], "caption": ["a dog"],
+                      "taken": [datetime.datetime(2020, 1, 2, 3, 4, 5)], "day": [datetime.date(2020, 1, 2)],
+                      "price": pa.array([decimal.Decimal("1.50")], pa.decimal128(5, 2)),
+                      "lag": [datetime.timedelta(seconds=3)], "score": [float("nan")]})
+    pq.write_table(table, tmp_path / "manifest.parquet")
+    write_manifest(tmp_path / "manifest.jsonl", [b'{"id": "b", "image": "a.jpg", "caption": "a cat", "score": -Infinity}'])
+    for manifest in ("manifest.parquet", "manifest.jsonl"):
+        report = run(["--input", str(tmp_path / manifest), "--output", str(tmp_path / f"out-{manifest}")])
+        assert report["counts"]["written"] == 1
+    metas = [json.loads(row["meta_json"], parse_constant=_not_json)
+             for out in tmp_path.glob("out-*") for row in pq.read_table(out / "shards" / "00000.parquet").to_pylist()]
+    assert sorted(metas, key=len) == [{"score": "-Infinity"}, {"taken": "2020-01-02T03:04:05", "day": "2020-01-02",
+                                                                "price": "1.50", "lag": "0:00:03", "score": "nan"}]
+
+
+def _not_json(constant: str):
+    raise AssertionError(f"{constant} is not JSON")
 
 
 def test_an_empty_input_shard_is_written_empty(tmp_path):
