@@ -1,6 +1,8 @@
 """Checkpoints: tensors in safetensors, everything else in JSON. Loading never unpickles.
 
-A tagger folder holds `model.safetensors` and `tagger.json` (architecture, vocabulary, thresholds).
+A model folder holds `model.safetensors` and `tagger.json` (architecture with its family, vocabulary,
+thresholds): a trained tagger, or an official RAM, RAM++ or Tag2Text model imported into this format
+(`tagmill import-model`); `load_model` loads either.
 A training state folder adds `optimizer.safetensors` and `state.json` (optimizer hyper-parameters,
 scheduler, epoch and step), enough to resume exactly.
 """
@@ -14,8 +16,11 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from tagmill.model.config import model_config
+from tagmill.model.factory import build_model
+from tagmill.model.ram.config import FAMILY_NAMES
 from tagmill.model.tagger import Tagger
 
 FORMAT_VERSION = 1
@@ -28,22 +33,48 @@ class CheckpointError(ValueError):
 
 
 def save_tagger(model: Tagger, folder: str | Path, tags: list[str], extra: dict[str, Any] | None = None) -> None:
+    meta = {"text_dim": _text_dim(model), **(extra or {})}
+    if model.caption_tokenizer is not None:
+        meta["caption_tokenizer"] = model.caption_tokenizer.to_str()
+    save_model(model, folder, tags, meta)
+
+
+def save_model(model: nn.Module, folder: str | Path, tags: list[str], extra: dict[str, Any] | None = None) -> None:
+    """A model of any family: its weights, and its architecture, tags and thresholds in JSON."""
     if len(tags) != model.num_tags:
         raise ValueError(f"{len(tags)} tag names for a model of {model.num_tags} tags")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {"format": FORMAT_VERSION, "config": model.config.to_dict(), "tags": list(tags),
-            "thresholds": model.thresholds.tolist(), "text_dim": _text_dim(model), **(extra or {})}
-    if model.caption_tokenizer is not None:
-        meta["caption_tokenizer"] = model.caption_tokenizer.to_str()
-    _atomic_write(folder / MODEL_FILE, lambda path: save_file(state, str(path)))
+            "thresholds": model.thresholds.tolist(), **(extra or {})}
+    save_tensors(folder / MODEL_FILE, state)
     _atomic_write(folder / META_FILE, lambda path: path.write_text(json.dumps(meta, indent=1) + "\n"))
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    _atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+
+
+def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, list[str]]:
+    """Any model folder (a trained tagger, an imported RAM, RAM++ or Tag2Text model) in eval mode,
+    and its tag names; a clear CheckpointError for anything that does not fit."""
+    meta = read_meta(folder)
+    if meta["config"].get("family", "tagger") == "tagger":
+        return load_tagger(folder, device)
+    config = model_config(meta["config"])
+    model = build_model(config, len(meta["tags"]))
+    _load_weights(model, folder, config.name)
+    return model.to(device).eval(), list(meta["tags"])
 
 
 def load_tagger(folder: str | Path, device: str | torch.device = "cpu") -> tuple[Tagger, list[str]]:
     """The tagger and its tag names; a clear CheckpointError for anything that does not fit."""
     meta = read_meta(folder)
+    family = meta["config"].get("family", "tagger")
+    if family != "tagger":
+        raise CheckpointError(f"{folder} holds an imported {FAMILY_NAMES.get(family, family)} model, "
+                              f"which this command does not take (`tagmill tag` does)")
     config = model_config(meta["config"])
     text_dim = meta.get("text_dim")
     text = torch.zeros(len(meta["tags"]), text_dim) if text_dim else None
@@ -53,19 +84,23 @@ def load_tagger(folder: str | Path, device: str | torch.device = "cpu") -> tuple
 
         tokenizer = load_tokenizer(meta["caption_tokenizer"])
     try:
-        model = Tagger(config, len(meta["tags"]), text, tokenizer)
+        model = build_model(config, len(meta["tags"]), text, tokenizer)
     except ValueError as err:
         raise CheckpointError(f"{folder}: {err}") from None
+    _load_weights(model, folder, config.name)
+    return model.to(device).eval(), list(meta["tags"])
+
+
+def _load_weights(model: nn.Module, folder: str | Path, name: str) -> None:
     state = load_file(str(Path(folder) / MODEL_FILE))
     missing, unexpected = _mismatch(model, state)
     if missing or unexpected:
-        raise CheckpointError(f"{folder} does not fit architecture {config.name!r}: missing {missing[:3]}, "
+        raise CheckpointError(f"{folder} does not fit architecture {name!r}: missing {missing[:3]}, "
                               f"unexpected {unexpected[:3]}")
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        raise CheckpointError(f"{folder} does not fit architecture {config.name!r}: {str(err)[:300]}") from None
-    return model.to(device).eval(), list(meta["tags"])
+        raise CheckpointError(f"{folder} does not fit architecture {name!r}: {str(err)[:300]}") from None
 
 
 def read_meta(folder: str | Path) -> dict[str, Any]:
@@ -78,7 +113,7 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
     return meta
 
 
-def _mismatch(model: Tagger, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+def _mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
     expected = set(model.state_dict())
     return sorted(expected - set(state)), sorted(set(state) - expected)
 

@@ -1,4 +1,7 @@
-"""Tagger architectures: JSON files in `configs/models/`, loaded into typed dataclasses by name or path."""
+"""Model architectures: JSON files in `configs/models/`, loaded into typed dataclasses by name or path.
+
+A config's `family` says which model it builds: tagmill's own tagger (`ModelConfig`), or one of the
+official RAM, RAM++ and Tag2Text families (`tagmill.model.ram.config.RamConfig`)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tagmill.engine.config import SHIPPED_CONFIGS, ConfigError, build_dataclass, read_mapping
+from tagmill.model.ram.config import RamConfig, ram_config
 
 MODEL_CONFIGS = SHIPPED_CONFIGS / "models"
 QUERY_KINDS = ("learned", "text")
@@ -45,6 +49,7 @@ class CaptionConfig:
 @dataclass
 class ModelConfig:
     name: str = "tiny"
+    family: str = "tagger"  # tagmill's tagger; the RAM families have their own config (RamConfig)
     image_size: int = 64
     mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
@@ -61,16 +66,21 @@ def available_models() -> list[str]:
     return sorted(p.stem for p in MODEL_CONFIGS.glob("*.json"))
 
 
-def model_config(name_or_path: str | Path | dict) -> ModelConfig:
+def model_config(name_or_path: str | Path | dict) -> ModelConfig | RamConfig:
     """A registered architecture by name (`tiny`), a config file path, or a config mapping."""
-    if isinstance(name_or_path, dict):
-        return _checked(build_dataclass(ModelConfig, name_or_path, "model"))
+    data = name_or_path if isinstance(name_or_path, dict) else read_mapping(_config_path(name_or_path))
+    if data.get("family", "tagger") != "tagger":
+        return ram_config(data)
+    return _checked(build_dataclass(ModelConfig, data, "model"))
+
+
+def _config_path(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if not path.is_file():
         path = MODEL_CONFIGS / f"{name_or_path}.json"
     if not path.is_file():
         raise ConfigError(f"unknown model {name_or_path!r}; registered: {', '.join(available_models())}")
-    return _checked(build_dataclass(ModelConfig, read_mapping(path), "model"))
+    return path
 
 
 def _checked(config: ModelConfig) -> ModelConfig:

@@ -1,16 +1,23 @@
-"""A saved tagger scoring batches of encoded images: `tagmill tag`, and the pipeline's Generate stage."""
+"""A saved model scoring batches of encoded images: `tagmill tag`, and the pipeline's Generate stage.
+
+Any model folder works: a trained tagger or an imported RAM, RAM++ or Tag2Text model (`load_model`),
+each with the preprocessing its architecture wants (`image_transform`).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from tagmill.engine.images import decode_rgb
-from tagmill.model.checkpoint import load_tagger
-from tagmill.model.data import SampleDecoder
+from tagmill.model.checkpoint import load_model
+from tagmill.model.factory import image_transform
 from tagmill.model.train import pick_device
+
+TAG_BATCH = 16  # images per forward pass of `tagmill tag`
 
 
 class LoadedTagger:
@@ -18,43 +25,70 @@ class LoadedTagger:
 
     def __init__(self, model_dir: str | Path, device: str = "auto", bf16: bool = True):
         self.device = pick_device(device)
-        self.model, self.tags = load_tagger(model_dir, self.device)
+        self.model, self.tags = load_model(model_dir, self.device)
         self.model.eval()
-        config = self.model.config
-        self.decoder = SampleDecoder({}, config.image_size, config.mean, config.std)
+        self.transform = image_transform(self.model.config)
         self.thresholds = self.model.thresholds.cpu().numpy()
         self.autocast = bf16 and self.device.type == "cuda"
 
     def preprocess(self, encoded: bytes) -> torch.Tensor:
-        return self.decoder.transform(decode_rgb(encoded))
+        return self.transform(decode_rgb(encoded))
 
     def scores(self, encoded: list[bytes]) -> np.ndarray:
         """(images, tags) probabilities."""
         return self.predict(encoded, captions=False)[0]
 
-    @torch.no_grad()
     def predict(self, encoded: list[bytes], captions: bool) -> tuple[np.ndarray, list[str] | None]:
         """(images, tags) probabilities and, when asked, the caption head's captions conditioned on the
         tags predicted above their thresholds."""
+        logits, written = self._forward(encoded, captions)
+        return torch.sigmoid(logits).cpu().numpy(), written
+
+    def predict_logits(self, encoded: list[bytes], captions: bool) -> tuple[np.ndarray, list[str] | None]:
+        """(images, tags) float32 tag logits before the sigmoid and, when asked, the captions."""
+        logits, written = self._forward(encoded, captions)
+        return logits.cpu().numpy(), written
+
+    @torch.no_grad()
+    def _forward(self, encoded: list[bytes], captions: bool) -> tuple[torch.Tensor, list[str] | None]:
         if captions and self.model.caption is None:
             raise ValueError("this tagger has no caption head (train one whose model config enables caption)")
         batch = torch.stack([self.preprocess(data) for data in encoded]).to(self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             features, tokens = self.model.encode(batch)
-            scores = torch.sigmoid(self.model.tag_logits(features, tokens).float())
+            logits = self.model.tag_logits(features, tokens).float()
             if not captions:
-                return scores.cpu().numpy(), None
-            states, mask = self.model.caption_context(tokens, scores >= self.model.thresholds)
-            return scores.cpu().numpy(), self.model.caption.generate(self.model.caption_tokenizer, states, mask)
+                return logits, None
+            states, mask = self.model.caption_context(tokens, torch.sigmoid(logits) >= self.model.thresholds)
+            return logits, self.model.caption.generate(self.model.caption_tokenizer, states, mask)
+
+
+@dataclass
+class TaggedImages:
+    tags: list[list[tuple[str, float]]]  # per image, the tags at or above their thresholds, highest score first
+    captions: list[str | None]  # per image, the caption head's caption where the model has one
+    logits: np.ndarray  # (images, tags) float32 tag logits before the sigmoid, in the model's tag order
 
 
 def tag_images(model_dir: str, paths: list[str]) -> list[tuple[list[tuple[str, float]], str | None]]:
     """Per image, the tags scoring at or above their thresholds (highest first, with their scores) and,
     when the tagger has a caption head, its caption."""
+    tagged = tag_image_files(model_dir, paths)
+    return list(zip(tagged.tags, tagged.captions))
+
+
+def tag_image_files(model_dir: str, paths: list[str]) -> TaggedImages:
+    """Tags, captions and raw logits of image files, on the CPU, a batch at a time."""
     tagger = LoadedTagger(model_dir, device="cpu")
-    encoded = [Path(path).read_bytes() for path in paths]
-    scores, captions = tagger.predict(encoded, captions=tagger.model.caption is not None)
-    captions = captions or [None] * len(paths)
+    captions = tagger.model.caption is not None
+    logits, written = [], []
+    for start in range(0, len(paths), TAG_BATCH):
+        encoded = [Path(path).read_bytes() for path in paths[start:start + TAG_BATCH]]
+        batch_logits, batch_captions = tagger.predict_logits(encoded, captions)
+        logits.append(batch_logits)
+        written += batch_captions or [None] * len(encoded)
+    logits = np.concatenate(logits).astype(np.float32)
+    scores = torch.sigmoid(torch.from_numpy(logits)).numpy()
     tags = [sorted(((tagger.tags[i], float(row[i])) for i in np.flatnonzero(row >= tagger.thresholds)),
                    key=lambda x: -x[1]) for row in scores]
-    return list(zip(tags, captions))
+    return TaggedImages(tags, written, logits)

@@ -1,4 +1,4 @@
-"""The `tagmill` command: synth, vocab, parse, run, report, rounds, train, train-clip, eval, tag."""
+"""The `tagmill` command: synth, vocab, parse, run, report, rounds, train, train-clip, eval, tag, import-model."""
 
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_train_clip(commands)
     _add_eval(commands)
     _add_tag(commands)
+    _add_import_model(commands)
     return parser
 
 
@@ -268,17 +269,50 @@ def _eval(args) -> None:
 
 def _add_tag(commands) -> None:
     sub = _command(commands, "tag", _tag, "Print the tags a model gives some images.")
-    sub.add_argument("--model", required=True)
+    sub.add_argument("--model", required=True, help="a model folder: trained, or imported with import-model")
+    sub.add_argument("--logits", metavar="FILE.npy",
+                     help="also write the raw tag logits: float32 (images, tags), in the model's tag order")
     sub.add_argument("images", nargs="+")
 
 
 def _tag(args) -> None:
-    from tagmill.model.predict import tag_images
+    import numpy as np
 
-    for path, (tags, caption) in zip(args.images, tag_images(args.model, args.images)):
+    from tagmill.model.predict import tag_image_files
+
+    tagged = tag_image_files(args.model, args.images)
+    for path, tags, caption in zip(args.images, tagged.tags, tagged.captions):
         print(f"{path}: " + ", ".join(f"{tag} ({score:.2f})" for tag, score in tags))
         if caption is not None:
             print(f"  caption: {caption}")
+    if args.logits:
+        np.save(args.logits, tagged.logits)
+
+
+def _add_import_model(commands) -> None:
+    sub = _command(commands, "import-model", _import_model,
+                   "Import an official RAM, RAM++ or Tag2Text checkpoint as a tagmill model folder.")
+    sub.add_argument("checkpoint", help="the official .pth file (read as plain tensors: nothing in it runs)")
+    sub.add_argument("--family", required=True, choices=["ram", "ram_plus", "tag2text"])
+    sub.add_argument("--out", required=True, help="model folder to write")
+    sub.add_argument("--tags", help="the tag list the checkpoint was trained with, one tag per line in class "
+                                    "order (needed: the checkpoint holds no names)")
+    sub.add_argument("--thresholds", help="one threshold per tag and line (RAM's ram_tag_list_threshold.txt); "
+                                          "default: the family's 0.68")
+    sub.add_argument("--head-heads", type=int, default=4,
+                     help="attention heads of the tagging head, which shapes cannot tell (default 4, as every "
+                          "official checkpoint)")
+
+
+def _import_model(args) -> None:
+    from tagmill.model.ram.importer import import_checkpoint
+
+    summary = import_checkpoint(args.checkpoint, args.family, args.out, args.tags, args.thresholds, args.head_heads)
+    config = summary.config
+    print(f"imported {config.name} ({config.family}, {summary.tags} tags, Swin {config.swin.embed_dim} wide, "
+          f"depths {config.swin.depths}, window {config.swin.window}) into {args.out}")
+    for note in summary.notes:
+        print(f"  {note}")
 
 
 if __name__ == "__main__":
