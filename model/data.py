@@ -13,7 +13,7 @@ import random
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import webdataset as wds
@@ -62,6 +62,8 @@ class SampleDecoder:
     std: list[float]
     sources: tuple[str, ...] = ()  # only tags from these sources are targets; empty: the final tags
     augment: bool = False  # training augmentation: random horizontal flips and shifts
+    preprocess: Callable[[Image.Image], torch.Tensor] | None = None  # the architecture's own (the official
+    # families' Pillow resize and ImageNet normalization); None: resize and normalize as the tagger trains
 
     def __call__(self, sample: dict) -> tuple[torch.Tensor, torch.Tensor, str, str] | None:
         try:
@@ -93,6 +95,9 @@ class SampleDecoder:
         return self.transform(decode_rgb(data))
 
     def transform(self, image: Image.Image) -> torch.Tensor:
+        if self.preprocess is not None:
+            tensor = self.preprocess(image)
+            return _flip_and_shift(tensor) if self.augment else tensor
         tensor = F.to_dtype(F.pil_to_tensor(image), torch.float32, scale=True)
         tensor = F.resize(tensor, [self.image_size, self.image_size], antialias=True)
         if self.augment:

@@ -12,7 +12,6 @@ from sklearn.mixture import GaussianMixture
 
 from tagmill.engine.report.audit import read_truth
 from tagmill.model.data import iterate_batches
-from tagmill.model.tagger import Tagger
 
 
 @dataclass
@@ -24,7 +23,7 @@ class Predictions:
 
 
 @torch.no_grad()
-def predict(model: Tagger, loader, device: torch.device, autocast: bool = False) -> Predictions:
+def predict(model: torch.nn.Module, loader, device: torch.device, autocast: bool = False) -> Predictions:
     model.eval()
     scores, targets, keys, skipped = [], [], [], 0
     for batch in iterate_batches(loader):
@@ -75,10 +74,10 @@ def _tag_row(tag, scores, targets, true_pos, pred_pos, real_pos, threshold) -> d
 THRESHOLD_METHODS = ("f1", "mixture")
 
 
-def calibrate_thresholds(scores: np.ndarray, targets: np.ndarray, default: float, min_support: int = 5,
+def calibrate_thresholds(scores: np.ndarray, targets: np.ndarray, default: float | np.ndarray, min_support: int = 5,
                          bounds: tuple[float, float] = (0.05, 0.95), method: str = "f1") -> np.ndarray:
     """Per tag, a threshold from held-out data; tags with fewer than `min_support` positives keep
-    `default`, and every threshold stays within `bounds`.
+    `default` (one for all tags, or one per tag), and every threshold stays within `bounds`.
 
     `f1`: the threshold of best F1 against the held-out tags. `mixture`: the valley between the
     tagger's two modes of scores for the tag, which reads no labels; when the tags come from
@@ -87,7 +86,7 @@ def calibrate_thresholds(scores: np.ndarray, targets: np.ndarray, default: float
     if method not in THRESHOLD_METHODS:
         raise ValueError(f"threshold method must be one of {THRESHOLD_METHODS}, not {method!r}")
     fit = _best_f1_threshold if method == "f1" else _mixture_threshold
-    thresholds = np.full(scores.shape[1], default, dtype=np.float32)
+    thresholds = np.array(np.broadcast_to(np.asarray(default, dtype=np.float32), scores.shape[1:]))
     for i in range(scores.shape[1]):
         if targets[:, i].sum() >= min_support:
             thresholds[i] = np.clip(fit(scores[:, i], targets[:, i]), *bounds)
@@ -130,24 +129,34 @@ def _f1(precision: float, recall: float) -> float:
 
 def evaluate_checkpoint(model_dir: str, shards: str, truth: str | None = None, split: str = "all",
                         holdout: float = 0.1, batch_size: int = 128, workers: int = 0) -> dict:
-    """Metrics of a saved tagger on shards, against the shards' own tags or a truth.jsonl.
+    """Metrics of a saved model (trained, or an imported RAM, RAM++ or Tag2Text) on shards, against the
+    shards' own tags or a truth.jsonl.
 
-    The held-out share is the one the model was trained with, when its checkpoint records it.
+    Only the model's tags the run's vocabulary maps onto (by name, then by the run's synonyms) are
+    scored, under the run's names; the others are counted in `unmatched_model_tags`. The held-out
+    share is the one the model was trained with, when its checkpoint records it.
     """
-    from tagmill.model.checkpoint import load_tagger, read_meta
-    from tagmill.model.data import SampleDecoder, make_loader, shard_paths
+    from tagmill.engine.merge import match_tags
+    from tagmill.model.checkpoint import load_model, read_meta
+    from tagmill.model.data import make_loader, shard_paths
+    from tagmill.model.factory import sample_decoder
+    from tagmill.model.vocabulary import shard_synonyms, shard_vocabulary
 
-    model, tags = load_tagger(model_dir)
+    model, model_tags = load_model(model_dir)
     truth_tags = read_truth(truth) if truth else None  # a broken file fails before any scoring
     holdout = read_meta(model_dir).get("train", {}).get("config", {}).get("holdout", holdout)
-    config = model.config
-    decoder = SampleDecoder({t: i for i, t in enumerate(tags)}, config.image_size, config.mean, config.std)
-    loader = make_loader(shard_paths(shards), decoder, batch_size, split, holdout, workers)
+    paths = shard_paths(shards)
+    match = match_tags(model_tags, shard_vocabulary(paths), shard_synonyms(paths))
+    if not match.columns:
+        raise ValueError(f"the model's {len(model_tags)} tags share none with the vocabulary of {shards}")
+    tags, columns = map(list, zip(*sorted(match.columns.items(), key=lambda item: item[1])))
+    loader = make_loader(paths, sample_decoder(model.config, tags), batch_size, split, holdout, workers)
     found = predict(model, loader, torch.device("cpu"))
+    found.scores = found.scores[:, columns]
     if truth_tags is not None:
         found = _against_truth(found, truth_tags, truth, tags)
-    result = tag_metrics(found.scores, found.targets, model.thresholds.numpy(), tags)
-    result["skipped_samples"] = found.skipped
+    result = tag_metrics(found.scores, found.targets, model.thresholds.numpy()[columns], tags)
+    result.update(skipped_samples=found.skipped, unmatched_model_tags=len(match.model_only))
     return result
 
 

@@ -28,6 +28,17 @@ def build_model(config: ModelConfig | RamConfig, num_tags: int, text_embeddings:
     return Tagger(config, num_tags, text_embeddings, caption_tokenizer)
 
 
+def sample_decoder(config: ModelConfig | RamConfig, tags: list[str], sources: tuple[str, ...] = (),
+                   augment: bool = False):
+    """A decoder of shard samples into (image, multi-hot target over `tags`) with the architecture's
+    preprocessing, for training and evaluation."""
+    from tagmill.model.data import SampleDecoder
+
+    preprocess = image_transform(config) if isinstance(config, RamConfig) else None
+    return SampleDecoder({t: i for i, t in enumerate(tags)}, config.image_size, config.mean, config.std, sources,
+                         augment, preprocess)
+
+
 def image_transform(config: ModelConfig | RamConfig) -> Callable[[Image.Image], torch.Tensor]:
     """An upright RGB image to the tensor the architecture takes: the official families resize with
     Pillow as their reference inference does, the tagger as its training does."""

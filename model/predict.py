@@ -6,6 +6,7 @@ each with the preprocessing its architecture wants (`image_transform`).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tagmill.model.factory import image_transform
 from tagmill.model.train import pick_device
 
 TAG_BATCH = 16  # images per forward pass of `tagmill tag`
+GPU_DECODE_THREADS = 8  # threads decoding and resizing a batch's JPEGs while a GPU waits for them
 
 
 class LoadedTagger:
@@ -30,6 +32,10 @@ class LoadedTagger:
         self.transform = image_transform(self.model.config)
         self.thresholds = self.model.thresholds.cpu().numpy()
         self.autocast = bf16 and self.device.type == "cuda"
+        # Pillow releases the GIL while it decodes and resizes, so threads keep a GPU fed; the pixels are
+        # the same whichever thread makes them. On the CPU the cores belong to torch (and to other workers).
+        threads = GPU_DECODE_THREADS if self.device.type == "cuda" else 1
+        self._pool = ThreadPoolExecutor(threads) if threads > 1 else None
 
     def preprocess(self, encoded: bytes) -> torch.Tensor:
         return self.transform(decode_rgb(encoded))
@@ -53,7 +59,8 @@ class LoadedTagger:
     def _forward(self, encoded: list[bytes], captions: bool) -> tuple[torch.Tensor, list[str] | None]:
         if captions and self.model.caption is None:
             raise ValueError("this tagger has no caption head (train one whose model config enables caption)")
-        batch = torch.stack([self.preprocess(data) for data in encoded]).to(self.device)
+        pixels = self._pool.map(self.preprocess, encoded) if self._pool else map(self.preprocess, encoded)
+        batch = torch.stack(list(pixels)).to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             features, tokens = self.model.encode(batch)
             logits = self.model.tag_logits(features, tokens).float()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
+import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from timm.loss import AsymmetricLossMultiLabel
 from torch import nn
@@ -18,6 +22,7 @@ from tagmill.engine.config import SHIPPED_CONFIGS, ConfigError, load_dataclass
 from tagmill.model.checkpoint import load_training_state, save_tagger, save_training_state
 from tagmill.model.config import ModelConfig, model_config
 from tagmill.model.data import SampleDecoder, iterate_batches, make_loader, shard_paths
+from tagmill.model.factory import sample_decoder
 from tagmill.model.evaluate import THRESHOLD_METHODS, calibrate_thresholds, predict, tag_metrics
 from tagmill.model.tagger import Tagger
 from tagmill.model.vocabulary import count_split, shard_captions, shard_vocabulary
@@ -45,6 +50,7 @@ class TrainConfig:
     accumulate: int = 1  # gradient accumulation steps per optimizer step
     bf16: bool = True  # autocast to bfloat16 on CUDA
     device: str = "auto"  # auto, cpu, cuda
+    threads: int | None = None  # torch threads on the CPU while training; null: one per core this process may use
     workers: int = 2  # data loader processes
     holdout: float = 0.1  # share of samples held out for metrics and threshold calibration
     seed: int = 0
@@ -54,7 +60,10 @@ class TrainConfig:
     min_support: int = 5  # held-out positives a tag needs for its own threshold
     thresholds: str = "f1"  # f1: best F1 on the held-out tags; mixture: the valley of the tag's scores
     augment: bool = True  # random flips and shifts of training images
-    init_from: str | None = None  # a tagger folder whose weights start training (same architecture and tags)
+    init_from: str | None = None  # a tagger folder whose weights start training (same architecture and tags), or
+    # an imported RAM, RAM++ or Tag2Text folder: fine-tuned on the shards' tags, those it lacks added open-set
+    descriptions: str | None = None  # RAM++: JSON {"tag": ["description", ...]} for the tags added open-set
+    grad_checkpointing: bool = False  # recompute the encoder's activations in the backward pass (Swin-L on one GPU)
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
@@ -95,19 +104,72 @@ def pick_device(requested: str) -> torch.device:
 
 def train(shards: str | Path, out_dir: str | Path, config: TrainConfig) -> dict:
     """Train (or resume) a tagger on the shards; writes the checkpoint, metrics.jsonl and train.json."""
+    with cpu_threads(config.threads):
+        return _train(shards, out_dir, config)
+
+
+@contextlib.contextmanager
+def cpu_threads(count: int | None):
+    """Torch's CPU threads set to `count` (None: the cores this process may use) for the block, then restored.
+
+    The order in which CPU kernels sum depends on the thread count, and with it the trained weights,
+    so training sets the count itself rather than inherit whatever the process set before (the
+    embedded Beam runner's inference limits it to `generate.cpu_threads`)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count or _usable_cores())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _train(shards: str | Path, out_dir: str | Path, config: TrainConfig) -> dict:
     torch.manual_seed(config.seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = shard_paths(shards)
     tags = shard_vocabulary(paths)
     device = pick_device(config.device)
-    model = _new_model(model_config(config.model), tags, config, paths)
-    if config.init_from:
-        _load_initial_weights(model, tags, config.init_from)
+    model = _initial_model(tags, config, paths)
+    if config.grad_checkpointing:
+        _checkpoint_activations(model)
     model = model.to(device)
     run = _Run(config, model, paths, tags, device, out)
     run.fit()
     return run.finish()
+
+
+def _initial_model(tags: list[str], config: TrainConfig, paths: list[str]) -> nn.Module:
+    """A fresh tagger, a tagger started from `init_from`, or an imported model moved onto the shards' tags."""
+    from tagmill.model.checkpoint import read_meta
+
+    if config.init_from and read_meta(config.init_from)["config"].get("family", "tagger") != "tagger":
+        from tagmill.model.ram.retag import start_from_model
+        from tagmill.model.vocabulary import shard_synonyms
+
+        model, added = start_from_model(config.init_from, tags, shard_synonyms(paths), config.text_encoder,
+                                        config.descriptions)
+        if added:
+            log.warning("%d of the shards' tags are new to %s, added open-set: %s", len(added), config.init_from,
+                        ", ".join(added[:10]))
+        return model
+    model = _new_model(model_config(config.model), tags, config, paths)
+    if config.init_from:
+        _load_initial_weights(model, tags, config.init_from)
+    return model
+
+
+def _checkpoint_activations(model: nn.Module) -> None:
+    """Gradient checkpointing in every timm backbone of the model (the Swin of the RAM families)."""
+    for module in model.modules():
+        if hasattr(module, "set_grad_checkpointing") and module is not model:
+            module.set_grad_checkpointing(True)
 
 
 def _new_model(architecture: ModelConfig, tags: list[str], config: TrainConfig, paths: list[str]) -> Tagger:
@@ -158,9 +220,8 @@ class _Run:
         self._resume()
 
     def _decoder(self, train: bool) -> SampleDecoder:
-        architecture = self.model.config
-        return SampleDecoder({t: i for i, t in enumerate(self.tags)}, architecture.image_size, architecture.mean,
-                             architecture.std, tuple(self.config.target_sources), augment=train and self.config.augment)
+        return sample_decoder(self.model.config, self.tags, tuple(self.config.target_sources),
+                              augment=train and self.config.augment)
 
     def _resume(self) -> None:
         folder = self.out / STATE_DIR
@@ -183,6 +244,7 @@ class _Run:
 
     def _epoch(self, epoch: int) -> None:
         self.model.train()
+        random.seed(self.config.seed * 1000 + epoch)  # augmentation in this process (workers: 0); workers seed their own
         loader = make_loader(self.paths, self._decoder(train=True), self.config.batch_size, "train",
                              self.config.holdout, self.config.workers, shuffle_seed=self.config.seed * 1000 + epoch)
         bar = tqdm(total=self.train_samples, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="img",
@@ -234,10 +296,16 @@ class _Run:
         metrics.pop("per_tag")
         return {"epoch": epoch + 1, "step": self.state["step"], "lr": self.scheduler.get_last_lr()[0], **metrics}
 
+    def _uncalibrated_thresholds(self) -> float | np.ndarray:
+        """What a tag with too few held-out positives keeps: an imported model's own threshold, else the default."""
+        if isinstance(self.model, Tagger):
+            return self.model.config.default_threshold
+        return self.model.thresholds.cpu().numpy()
+
     def finish(self) -> dict:
         """Calibrate thresholds on the held-out split, write the final checkpoint and its summary."""
         found = self._holdout_predictions()
-        thresholds = calibrate_thresholds(found.scores, found.targets, self.model.config.default_threshold,
+        thresholds = calibrate_thresholds(found.scores, found.targets, self._uncalibrated_thresholds(),
                                           self.config.min_support, method=self.config.thresholds)
         self.model.thresholds.copy_(torch.from_numpy(thresholds))
         metrics = tag_metrics(found.scores, found.targets, thresholds, self.tags)

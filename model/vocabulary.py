@@ -21,6 +21,13 @@ def shard_vocabulary(paths: list[str]) -> list[str]:
     return tags
 
 
+def shard_synonyms(paths: list[str]) -> dict[str, list[str]]:
+    """The synonyms of the run's vocab.json next to the shards folder, empty without one: how the
+    shards' tags map onto the tags of a model trained elsewhere (an imported RAM model)."""
+    vocab_file = Path(paths[0]).parent.parent / "vocab.json"
+    return dict(json.loads(vocab_file.read_text()).get("synonyms", {})) if vocab_file.is_file() else {}
+
+
 def count_split(paths: list[str], split: str, holdout: float) -> int:
     return sum(in_split(key, split, holdout) for path in paths for key in _column(path, "id"))
 

@@ -1,9 +1,11 @@
-"""The `tagmill` command: synth, vocab, parse, run, report, rounds, train, train-clip, eval, tag, import-model."""
+"""The `tagmill` command: synth, vocab, parse, run, report, audit, rounds, train, train-clip, eval, tag, import-model,
+add-tags."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import sys
@@ -18,6 +20,7 @@ from tagmill.engine.records import RecordError
 from tagmill.engine.synth.world import SynthConfig, synthesize
 from tagmill.engine.text import first_invalid
 from tagmill.engine.vocab import Vocabulary, VocabularyError
+from tagmill.pipeline.audit_cli import add_audit, print_human_estimates
 from tagmill.pipeline.sources import InputError, plan_input, read_shard
 
 USER_ERRORS = (ConfigError, InputError, VocabularyError, FileNotFoundError, ValueError)
@@ -42,12 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_parse(commands)
     _add_run(commands)
     _add_report(commands)
+    add_audit(commands, _command)
     _add_rounds(commands)
     _add_train(commands)
     _add_train_clip(commands)
     _add_eval(commands)
     _add_tag(commands)
     _add_import_model(commands)
+    _add_add_tags(commands)
     return parser
 
 
@@ -129,6 +134,9 @@ def _jsonl_objects(path: str) -> Iterator[dict]:
 
 # ---- parse ---------------------------------------------------------------------------------
 
+PARSE_LINES_PER_WRITE = 1000
+
+
 def _add_parse(commands) -> None:
     sub = _command(commands, "parse", _parse, "Parse captions into tags: one output line per input line.")
     sub.add_argument("--vocab", required=True, help="RAM-format tag list or vocab.json")
@@ -138,14 +146,20 @@ def _add_parse(commands) -> None:
 
 
 def _parse(args) -> None:
+    """One output line per input line, written a thousand lines at a time."""
     parser = CaptionParser(Vocabulary.from_files(args.vocab, args.synonyms))
     lines = errors = 0
+    pending: list[str] = []
     with open(args.output, "w", encoding="utf-8") as out:
         for fields in _jsonl_objects(args.input):
             result = _parse_line(parser, fields)
             errors += "error" in result
             lines += 1
-            out.write(json.dumps(result, ensure_ascii=False) + "\n")
+            pending.append(_result_line(result))
+            if len(pending) == PARSE_LINES_PER_WRITE:
+                out.write("".join(pending))
+                pending.clear()
+        out.write("".join(pending))
     print(f"parsed {lines} lines into {args.output}" + (f" ({errors} with errors)" if errors else ""))
 
 
@@ -155,8 +169,23 @@ def _parse_line(parser: CaptionParser, fields: dict) -> dict:
         texts = check_captions(captions, max_chars=100_000)
     except RecordError as err:
         return {"id": fields.get("id"), "tags": [], "error": err.message}
-    tags = sorted({tag for text in texts for tag in parser.parse(text)})
-    return {"id": fields.get("id"), "tags": tags}
+    if len(texts) == 1:
+        return {"id": fields.get("id"), "tags": parser.parse(texts[0])}
+    return {"id": fields.get("id"), "tags": sorted({tag for text in texts for tag in parser.parse(text)})}
+
+
+def _result_line(result: dict) -> str:
+    """The result as `json.dumps` writes it, with each distinct tag list encoded only once."""
+    if "error" in result:
+        return json.dumps(result, ensure_ascii=False) + "\n"
+    key = result["id"]
+    key_json = str(key) if type(key) is int else json.dumps(key, ensure_ascii=False)
+    return '{"id": ' + key_json + ', "tags": ' + _tag_list_json(tuple(result["tags"])) + "}\n"
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _tag_list_json(tags: tuple[str, ...]) -> str:
+    return json.dumps(list(tags), ensure_ascii=False)
 
 
 @contextlib.contextmanager
@@ -194,6 +223,7 @@ def _report(args) -> None:
     for stage, metrics in report.get("truth_metrics", {}).items():
         print(f"  {stage:>9}: precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f}, "
               f"F1 {metrics['f1']:.3f}")
+    print_human_estimates(report)
 
 
 def _add_rounds(commands) -> None:
@@ -255,7 +285,7 @@ def _train_clip(args) -> None:
 
 def _add_eval(commands) -> None:
     sub = _command(commands, "eval", _eval, "Score a tagging model on shards (JSON on stdout).")
-    sub.add_argument("--model", required=True, help="model folder written by `tagmill train`")
+    sub.add_argument("--model", required=True, help="a model folder: trained, or imported with import-model")
     sub.add_argument("--shards", required=True)
     sub.add_argument("--truth", help="truth.jsonl ({key, tags}); default: the shards' own tags")
     sub.add_argument("--split", default="all", choices=["all", "holdout", "train"])
@@ -313,6 +343,26 @@ def _import_model(args) -> None:
           f"depths {config.swin.depths}, window {config.swin.window}) into {args.out}")
     for note in summary.notes:
         print(f"  {note}")
+
+
+def _add_add_tags(commands) -> None:
+    sub = _command(commands, "add-tags", _add_tags,
+                   "Add tags to an imported RAM or RAM++ model, open-set, from a CLIP text encoder's embeddings.")
+    sub.add_argument("--model", required=True, help="the model folder (imported with import-model, or fine-tuned)")
+    sub.add_argument("--tags", required=True, help="tags to score, one per line; those the model has are kept")
+    sub.add_argument("--clip", required=True, help="the text encoder: open_clip ARCH:WEIGHTS_FILE; the official "
+                                                   "models' is ViT-B-16:/path/open_clip_pytorch_model.bin")
+    sub.add_argument("--descriptions", help='RAM++: JSON {"tag": ["description", ...]}, embedded one per slot')
+    sub.add_argument("--out", required=True, help="model folder to write")
+
+
+def _add_tags(args) -> None:
+    from tagmill.engine.vocab import read_tag_list
+    from tagmill.model.ram.retag import add_tags
+
+    added = add_tags(args.model, list(read_tag_list(args.tags)), args.out, args.clip, args.descriptions)
+    shown = ", ".join(added[:5]) + (", ..." if len(added) > 5 else "")
+    print(f"added {len(added)} tags open-set{f' ({shown})' if added else ''}; model folder {args.out}")
 
 
 if __name__ == "__main__":

@@ -55,18 +55,22 @@ def build_run(pipeline: beam.Pipeline, tasks: list[ShardTask], config: RunConfig
         records = records | "Generate" >> Generate(config.generate, vocab)
     if "clean" in config.stages:
         statistics = str(Path(shards_dir).parent / CLEAN_STATISTICS)
-        records = records | "Clean" >> Clean(config.clean, vocab["tags"], statistics, _tagger_thresholds(config))
+        records = records | "Clean" >> Clean(config.clean, vocab["tags"], statistics,
+                                          _tagger_thresholds(config, vocab))
     return records | "Write" >> beam.ParDo(WriteShards(shards_dir, sizes, fingerprint))
 
 
-def _tagger_thresholds(config: RunConfig) -> dict[str, float]:
-    """The generating tagger's per-tag thresholds, the yardstick of the no-support rule."""
+def _tagger_thresholds(config: RunConfig, vocab: dict) -> dict[str, float]:
+    """The generating tagger's per-tag thresholds under the run's tag names, the yardstick of the
+    no-support rule."""
     if "generate" not in config.stages:
         return {}
+    from tagmill.engine.merge import GeneratedTags
     from tagmill.model.checkpoint import read_meta
 
     meta = read_meta(config.generate.model)
-    return dict(zip(meta["tags"], meta["thresholds"]))
+    merge = GeneratedTags(meta["tags"], meta["thresholds"], vocab["tags"], synonyms=vocab.get("synonyms"))
+    return merge.tagger_thresholds()
 
 
 class _MineTerms(beam.CombineFn):

@@ -108,7 +108,7 @@ def run_job(config: RunConfig, input_path: str, output: str, test_pipeline: beam
     _check_resumable(shards_dir, fingerprint)
     timer.lap("plan")
     vocab = resolve_vocabulary(config, input_path, tasks, output)
-    check_models(config, vocab)
+    generator_tags = check_models(config, vocab)
     vocab.save(out / "vocab.json")
     save_config(config, out / "config.yaml")
     timer.lap("vocabulary")
@@ -119,6 +119,8 @@ def run_job(config: RunConfig, input_path: str, output: str, test_pipeline: beam
     timer.lap("finalize")
     summary.update(config=config.to_dict(), vocabulary={"source": vocab.source, "size": len(vocab)},
                    versions=_versions(), beam_counters=counters, timings_s=timer.laps)
+    if generator_tags is not None:
+        summary["generator_tags"] = generator_tags
     (out / "run.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return summary
 
@@ -134,23 +136,28 @@ def resolve_vocabulary(config: RunConfig, input_path: str, tasks: list[ShardTask
     return _mine(config, tasks, Path(output) / "vocab.json")
 
 
-def check_models(config: RunConfig, vocab: Vocabulary) -> None:
-    """Fail before the pipeline starts when a configured model cannot serve this run."""
+def check_models(config: RunConfig, vocab: Vocabulary) -> dict | None:
+    """Fail before the pipeline starts when a configured model cannot serve this run; returns how the
+    run's vocabulary maps onto the generator's tags (for run.json), None without a generator."""
     if "generate" not in config.stages:
-        return
+        return None
     from tagmill.engine.merge import GeneratedTags, VocabularyMismatch
     from tagmill.model.checkpoint import CheckpointError, read_meta
 
     try:
         meta = read_meta(config.generate.model)
-        merge = GeneratedTags(meta["tags"], meta["thresholds"], list(vocab.tags))
+        merge = GeneratedTags(meta["tags"], meta["thresholds"], list(vocab.tags), synonyms=vocab.synonyms)
     except (CheckpointError, VocabularyMismatch) as err:
         raise RunError(f"generate.model: {err}") from None
     if config.generate.captions and not meta["config"].get("caption", {}).get("enabled"):
         raise RunError(f"generate.captions: the tagger {config.generate.model} has no caption head")
-    if merge.unknown:
-        log.warning("%d of the tagger's tags are not in the run's vocabulary and are never generated: %s",
-                    len(merge.unknown), ", ".join(merge.unknown[:10]))
+    match = merge.match
+    for side, tags in (("the tagger's tags are not in the run's vocabulary and are never generated", match.model_only),
+                       ("the run's tags are not scored by the tagger", match.vocabulary_only)):
+        if tags:
+            log.warning("%d of %s: %s", len(tags), side, ", ".join(tags[:10]))
+    return {"model": config.generate.model, "family": meta["config"].get("family", "tagger"),
+            "model_tags": len(meta["tags"]), **match.report()}
 
 
 def _mine(config: RunConfig, tasks: list[ShardTask], path: Path) -> Vocabulary:

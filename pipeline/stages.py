@@ -78,7 +78,8 @@ class _MergeGenerated(beam.DoFn):
         from tagmill.model.checkpoint import read_meta
 
         meta = read_meta(self._model_dir)
-        self._merge = GeneratedTags(meta["tags"], meta["thresholds"], self._vocabulary["tags"], self._margin)
+        self._merge = GeneratedTags(meta["tags"], meta["thresholds"], self._vocabulary["tags"], self._margin,
+                                    self._vocabulary.get("synonyms"))
         self._parser = CaptionParser(Vocabulary.from_json(self._vocabulary))
         self._generated = Metrics.counter(NAMESPACE, "tags_generated")
 

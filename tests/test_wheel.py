@@ -50,6 +50,11 @@ def test_the_wheel_ships_every_config(wheel):
     assert not any(name.startswith(("tests/", "configs/", "benchmarks/")) for name in names)
 
 
+def test_the_wheel_ships_the_report_script_and_the_review_page(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"tagmill/engine/report/browse.js", "tagmill/pipeline/review_page.html"} <= names
+
+
 def test_installed_wheel_runs_the_engine_from_another_folder(installed, tmp_path):
     def tagmill(*args: str) -> str:
         env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}

@@ -16,6 +16,8 @@ from spacy.util import load_language_data, registry
 _NON_PLURAL_ENDINGS = ("ing", "ed", "er", "est")
 COMMON_WORD = -13.5  # log probability: "tug" (-13.4) is common, "ana" (-15.5) is not
 _UNKNOWN_PROBABILITY = -20.0
+# Words whose classes are kept once looked up: the parse rules ask about the same few words again and again.
+WORD_CACHE = 1 << 16
 
 
 @lru_cache(maxsize=1)
@@ -45,23 +47,28 @@ def _english_table(name: str) -> dict:
     return load_language_data(registry.lookups.get("en")[name])
 
 
+@lru_cache(maxsize=WORD_CACHE)
 def lemma(word: str) -> str:
     lower = word.lower()
     return lemma_table().get(lower, lower)
 
 
+@lru_cache(maxsize=WORD_CACHE)
 def is_noun(word: str) -> bool:
     return word.lower() in word_classes()["noun"]
 
 
+@lru_cache(maxsize=WORD_CACHE)
 def is_adjective(word: str) -> bool:
     return word.lower() in word_classes()["adj"]
 
 
+@lru_cache(maxsize=WORD_CACHE)
 def is_adverb(word: str) -> bool:
     return word.lower() in word_classes()["adv"]
 
 
+@lru_cache(maxsize=WORD_CACHE)
 def is_noun_form(word: str) -> bool:
     """A noun or a plural of one, leaving out stop words, gerunds and participles ("walls", "cat")."""
     lower = word.lower()
@@ -70,6 +77,7 @@ def is_noun_form(word: str) -> bool:
     return lower in word_classes()["noun"] or lemma(lower) in word_classes()["noun"]
 
 
+@lru_cache(maxsize=WORD_CACHE)
 def is_noun_head(word: str) -> bool:
     """Whether a word can head a noun phrase: a noun that is not a stop word, gerund or participle.
 
@@ -101,6 +109,7 @@ def noun_plurals(noun: str) -> tuple[str, ...]:
     return tuple(forms) if forms else (_regular_plural(lower),)
 
 
+@lru_cache(maxsize=WORD_CACHE)
 def is_plural(word: str) -> bool:
     """Whether the word is the plural of another noun ("kids", "men"), by the lookup tables."""
     lower = word.lower()
@@ -137,9 +146,20 @@ def _regular_plural(noun: str) -> str:
     return noun + "s"
 
 
+@lru_cache(maxsize=WORD_CACHE)
 def is_verb(word: str) -> bool:
     return lemma(word) in word_classes()["verb"]
 
+
+@lru_cache(maxsize=WORD_CACHE)
+def is_agent_noun(word: str) -> bool:
+    """A noun for a doer made from a verb with -er: "rider" (ride), "surfer", "batter" (bat)."""
+    singular = lemma(word)
+    if len(singular) < 5 or not singular.endswith("er"):
+        return False
+    stem, verbs = singular[:-2], word_classes()["verb"]
+    doubled = stem[-1] == stem[-2] and stem[:-1] in verbs
+    return stem in verbs or stem + "e" in verbs or doubled
 
 
 def phrase_inflections(phrase: str, head_class: str) -> list[str]:

@@ -2,12 +2,14 @@
 
 Surface forms are compiled once per vocabulary: each tag and synonym, the inflections of its last
 word from spaCy's lookup tables (plurals for nouns, verb forms for actions), its open spelling when
-it is a closed compound ("lap top") and its dotted one when it is an initialism ("t.v."), so
-matching needs no per-token lemmatisation. The longest match wins ("teddy bear" is not "bear"); a
+it is a closed compound ("lap top"), its dotted one when it is an initialism ("t.v.") and its "of"
+one when it is a compound of two nouns ("glasses of wine"), so matching needs no per-token
+lemmatisation. The longest match wins ("teddy bear" is not "bear"); a
 form shared by an object and an attribute tag ("orange") goes to the attribute before a noun.
 
-Then the rules of `parse_rules` read the words around each match and set aside, each with its
-reason, the mentions that do not say the thing is in the picture ("no people", "a giraffe costume").
+Then the rules of `rules` (and the readings of `readings`) read the words around each match and set
+aside, each with its reason, the mentions that do not say the thing is in the picture ("no people",
+"a giraffe costume", "a man trains his dog").
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from typing import Iterable, Iterator
 
 import spacy
 from spacy.matcher import PhraseMatcher
+from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc
 
-from tagmill.engine.parse import lexicon, rules as parse_rules
-from tagmill.engine.parse.rules import Caption, Match
+from tagmill.engine.parse import lexicon, rules
+from tagmill.engine.parse.matches import Caption, Match
 from tagmill.engine.vocab import ACTION, ATTRIBUTE, COLOUR_TERMS, Vocabulary
 
 MAX_CAPTION_CHARS = 10_000  # the parser's own guard; the pipeline's cap is configurable and lower
-_IRREGULAR_SPACE = re.compile(r"^\s|\s$|\s\s|[^\S ]")  # leading, trailing, doubled, or not a plain space
+CACHED_CHUNKS = 100_000  # distinct chunks whose split the captions' tokenizer remembers (some 25 MB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +39,7 @@ class Mention:
     text: str
     start: int  # character offsets into the caption
     end: int
-    ignored: str | None = None  # one of the reasons in parse_rules' docstring
+    ignored: str | None = None  # one of the reasons in the docstrings of rules and readings
 
 
 class CaptionParser:
@@ -45,54 +48,57 @@ class CaptionParser:
     def __init__(self, vocab: Vocabulary, nlp: spacy.Language | None = None):
         self.vocab = vocab
         self._nlp = nlp if nlp is not None else spacy.blank("en")
+        self._tokenizer = _caption_tokenizer(self._nlp.tokenizer)
         self._matcher = PhraseMatcher(self._nlp.vocab, attr="LOWER")
-        self._category = {tag: vocab.category(tag) for tag in vocab.tags}
+        self._category = {tag: vocab.category(tag) or _category_by_word(tag) for tag in vocab.tags}
         self._tags_of: dict[int, tuple[str, ...]] = {}
         self._canonical_forms: set[int] = set()
-        strings = self._nlp.vocab.strings
-        for form, (tags, canonical) in _surface_forms(vocab).items():
+        self._compile(_surface_forms(vocab))
+
+    def _compile(self, forms: dict[str, tuple[tuple[str, ...], bool]]) -> None:
+        """Every surface form into the phrase matcher, split by the pipeline's own tokenizer (not the
+        captions' one, whose cache is for the chunks captions say)."""
+        strings, tokenizer = self._nlp.vocab.strings, self._nlp.tokenizer
+        for form, (tags, canonical) in forms.items():
             key = strings.add(form)
             self._tags_of[key] = tags
             if canonical:
                 self._canonical_forms.add(key)
-            self._matcher.add(form, self._patterns(form))
+            self._matcher.add(form, _patterns(tokenizer, form))
 
     def parse(self, caption: str) -> list[str]:
-        return self._doc_tags(self._nlp.make_doc(_squeeze(_clip(caption))))
+        text = _squeeze(caption[:MAX_CAPTION_CHARS])
+        return self._tags(text, self._tokenizer(text))
 
     def parse_many(self, captions: Iterable[str], batch_size: int = 256) -> Iterator[list[str]]:
-        for doc in self._nlp.tokenizer.pipe((_squeeze(_clip(c)) for c in captions), batch_size=batch_size):
-            yield self._doc_tags(doc)
+        """The tags of each caption in turn (`batch_size` is kept for callers; tokenizing needs no batches)."""
+        tokenize, tags = self._tokenizer, self._tags
+        for caption in captions:
+            text = _squeeze(caption[:MAX_CAPTION_CHARS])
+            yield tags(text, tokenize(text))
 
     def mentions(self, caption: str) -> list[Mention]:
         """Every tag mention in the caption, ignored ones included with their reason."""
         text = _clip(caption)
         squeezed = _squeeze(text)
-        doc = self._nlp.make_doc(squeezed)
-        read, reasons = self._read(doc)
+        doc = self._tokenizer(squeezed)
+        read, reasons = self._read(squeezed, doc, self._matcher(doc))
         where = _original_offsets(text, squeezed)
         return [_mention(doc, text, where, m, r) for m, r in zip(read.matches, reasons)]
 
-    def _patterns(self, form: str) -> list[Doc]:
-        """The form as the tokenizer splits it, and as one token when it has full stops ("t.v.")."""
-        patterns = [self._nlp.make_doc(form)]
-        if "." in form and " " not in form:
-            patterns.append(Doc(self._nlp.vocab, words=[form]))
-        return patterns
-
-    def _doc_tags(self, doc: Doc) -> list[str]:
-        caption, reasons = self._read(doc)
+    def _tags(self, text: str, doc: Doc) -> list[str]:
+        found = self._matcher(doc)
+        if not found:
+            return []
+        caption, reasons = self._read(text, doc, found)
         return sorted({m.tag for m, r in zip(caption.matches, reasons) if r is None})
 
-    def _read(self, doc: Doc) -> tuple[Caption, list[str | None]]:
+    def _read(self, text: str, doc: Doc, found: list[tuple[int, int, int]]) -> tuple[Caption, list[str | None]]:
         """The caption's longest matches and, for each, why it does not count (None: it counts)."""
         words = [t.lower_ for t in doc]
-        found = _longest(self._matcher(doc))
-        caption = Caption(doc, words, [self._match(words, key, start, end) for key, start, end in found])
-        reasons: list[str | None] = []
-        for i in range(len(caption.matches)):
-            reasons.append(parse_rules.reason(caption, i, reasons))
-        return caption, reasons
+        match = self._match
+        caption = Caption(text, doc, words, [match(words, key, start, end) for key, start, end in _longest(found)])
+        return caption, rules.reasons(caption)
 
     def _match(self, words: list[str], key: int, start: int, end: int) -> Match:
         tag = self._pick_sense(words, key, end)
@@ -108,6 +114,30 @@ class CaptionParser:
         return (by_category or list(tags))[0]
 
 
+def _patterns(tokenizer: Tokenizer, form: str) -> list[Doc]:
+    """The form as the tokenizer splits it, and as one token when it has full stops ("t.v.")."""
+    patterns = [tokenizer(form)]
+    if "." in form and " " not in form:
+        patterns.append(Doc(tokenizer.vocab, words=[form]))
+    return patterns
+
+
+def _caption_tokenizer(tokenizer: Tokenizer) -> Tokenizer:
+    """A tokenizer that splits as this one does, with a cache of its own that holds more chunks.
+
+    spaCy's tokenizer remembers how it split each distinct chunk (a word with its punctuation), up
+    to `max_cache_size` chunks (10,000 by default); a chunk it does not remember goes through the
+    prefix, suffix and infix expressions again, five times slower. Ten thousand chunks are soon
+    taken (the surface forms of RAM's tags alone are 15,000), after which even "horse" is split anew
+    in every caption.
+    """
+    return Tokenizer(tokenizer.vocab, rules=tokenizer.rules, prefix_search=tokenizer.prefix_search,
+                     suffix_search=tokenizer.suffix_search, infix_finditer=tokenizer.infix_finditer,
+                     token_match=tokenizer.token_match, url_match=tokenizer.url_match,
+                     faster_heuristics=tokenizer.faster_heuristics,
+                     max_cache_size=max(tokenizer.max_cache_size, CACHED_CHUNKS))
+
+
 def _mention(doc: Doc, text: str, where: list[int] | None, match: Match, reason: str | None) -> Mention:
     """A match as a mention, with offsets into the caption as given (before spaces were squeezed)."""
     span = doc[match.start:match.end]
@@ -119,11 +149,20 @@ def _mention(doc: Doc, text: str, where: list[int] | None, match: Match, reason:
 
 def _longest(found: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
     """Non-overlapping matches, longer ones first and then earlier ones, in caption order."""
+    if len(found) == 1:
+        return found
+    in_order = sorted(found, key=_start)
+    if all(a[2] <= b[1] for a, b in zip(in_order, in_order[1:])):
+        return in_order  # nothing overlaps, as in most captions
     taken: list[tuple[int, int, int]] = []
     for key, start, end in sorted(found, key=lambda f: (f[1] - f[2], f[1])):
         if all(end <= s or start >= e for _, s, e in taken):
             taken.append((key, start, end))
-    return sorted(taken, key=lambda f: f[1])
+    return sorted(taken, key=_start)
+
+
+def _start(found: tuple[int, int, int]) -> int:
+    return found[1]
 
 
 def _clip(caption: str) -> str:
@@ -131,8 +170,14 @@ def _clip(caption: str) -> str:
 
 
 def _squeeze(text: str) -> str:
-    """Words one space apart: spaCy makes a token of every extra space, and "teddy  bear" would not match."""
-    return " ".join(text.split()) if _IRREGULAR_SPACE.search(text) else text
+    """Words one space apart: spaCy makes a token of every extra space, and "teddy  bear" would not match.
+
+    Any whitespace but the plain space is unprintable, so a printable text without doubled or
+    outer spaces is already squeezed (checked at C speed, unlike a regular expression).
+    """
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text
+    return " ".join(text.split())
 
 
 def _original_offsets(text: str, squeezed: str) -> list[int] | None:
@@ -172,7 +217,36 @@ def _spellings(base: str, head_class: str, bases: set[str], own: set[str]) -> li
     head = base.lower().split()[-1] if base.split() else ""
     if not lexicon.is_noun(head) and lexicon.verb_forms(head):
         head_class = "verb"  # a head that is no noun but a verb inflects as one
-    return [form for spelling in spellings for form in lexicon.phrase_inflections(spelling, head_class)]
+    forms = [form for spelling in spellings for form in lexicon.phrase_inflections(spelling, head_class)]
+    return forms + (_of_spellings(base, bases) if head_class == "noun" else [])
+
+
+def _of_spellings(base: str, bases: set[str]) -> list[str]:
+    """A two-noun compound with its modifier after "of": "wine glass" as "glass of wine", "glasses of wine".
+
+    English names a container by its content either way round ("a bottle of water" is a water
+    bottle); the inverted form of any other compound ("bear of teddy") never occurs, so it costs
+    nothing. Not when the modifier is a tag of its own: "a glass of wine" then names the wine too,
+    which one match of the whole phrase would hide.
+    """
+    words = base.lower().split()
+    if len(words) != 2 or not all(w.isalpha() for w in words) or not lexicon.is_noun(words[1]):
+        return []
+    modifier, head = words
+    if modifier in bases:
+        return []
+    return [f"{form} of {modifier}" for form in (head, *lexicon.noun_plurals(head))]
+
+
+def _category_by_word(tag: str) -> str | None:
+    """For a tag without a category, what its last word says when it cannot be a noun: "grassy" an
+    attribute, "unpacked" an action; None (object-like) for anything a noun can be."""
+    head = tag.lower().split()[-1] if tag.split() else ""
+    if not head.isalpha() or lexicon.is_noun(head) or lexicon.is_noun(lexicon.lemma(head)):
+        return None
+    if lexicon.is_adjective(head):
+        return ATTRIBUTE
+    return ACTION if lexicon.is_verb(head) else None
 
 
 def _head_class(category: str | None) -> str:

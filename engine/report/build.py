@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -21,13 +23,18 @@ SCORE_RANGES = {"tagger": (0.0, 1.0), "clip": (-1.0, 1.0), "outlier": (0.0, 2.0)
 HISTOGRAM_BINS = 40
 EXAMPLE_TAGS = 6  # the most-dropped tags shown with example samples
 EXAMPLES_PER_TAG = 4
+BROWSE_EXAMPLES = 12  # per tag, kept and dropped each: the examples the report's tag browser pages through
+CAPTION_CHARS = 200
 
 
-def read_samples(shards_dir: Path) -> Iterator[dict]:
-    """Every written sample as a dict in the shape of the shards' per-sample JSON, with its shard."""
+def read_samples(shards_dir: Path, extra: tuple[str, ...] = ()) -> Iterator[dict]:
+    """Every written sample as a dict in the shape of the shards' per-sample JSON, with its shard.
+
+    `extra` names more Parquet columns to pass through as they are (`captions`, say).
+    """
     for path in sorted(shards_dir.glob("*.parquet")):
         present = set(pq.read_schema(path).names)  # outputs of schema 1 have no scores or drops
-        columns = [c for c in ("id", "tags", "tag_sources", "tag_scores", "dropped") if c in present]
+        columns = [c for c in ("id", "tags", "tag_sources", "tag_scores", "dropped", *extra) if c in present]
         for row in pq.read_table(path, columns=columns).to_pylist():
             row.setdefault("tag_scores", [])
             row.setdefault("dropped", [])
@@ -37,7 +44,8 @@ def read_samples(shards_dir: Path) -> Iterator[dict]:
             yield {"id": row["id"], "shard": path.stem, "tags": row["tags"], "tag_sources": dict(sources),
                    "scores": {s["tag"]: {k: s[k] for k in SCORE_KINDS if s[k] is not None} for s in row["tag_scores"]},
                    "dropped": {d["tag"]: {"rule": d["rule"], "score": d["score"], "threshold": d["threshold"]}
-                               for d in row["dropped"]}}
+                               for d in row["dropped"]},
+                   **{column: row.get(column) for column in extra}}
 
 
 def build_report(out: str | Path, truth: str | Path | None = None) -> dict:
@@ -47,12 +55,15 @@ def build_report(out: str | Path, truth: str | Path | None = None) -> dict:
         raise ValueError(f"{out} has no shards/ folder: not the output of `tagmill run`")
     run = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
     figures = _Figures(read_truth(truth) if truth else None)
-    for sample in read_samples(out / "shards"):
+    for sample in read_samples(out / "shards", extra=("captions",)):
         figures.add(sample)
     thresholds = _thresholds(out)
     report = {"samples": figures.samples, "counts": run.get("counts", {}),
               "conservation": run.get("conservation", {}), "stages": run.get("config", {}).get("stages", []),
               **figures.result(thresholds), "thresholds": thresholds}
+    human = _human_estimates(out)
+    if human is not None:
+        report["human_estimates"] = human
     (out / REPORT_JSON).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     return report
 
@@ -68,6 +79,7 @@ class _Figures:
                                                              "dropped": Counter(), "kept": 0})
         self.histograms: dict[str, dict[str, np.ndarray]] = defaultdict(_empty_histograms)  # per tag, "kind:part"
         self.examples: dict[str, list[dict]] = defaultdict(list)  # the first few samples that lost each tag
+        self.browse = _TagExamples()
         self.truth = TruthCounts(truth) if truth is not None else None
 
     def add(self, sample: dict) -> None:
@@ -83,6 +95,7 @@ class _Figures:
                 self.histograms[tag][f"{kind}:{part}"][_bin(kind, value)] += 1
         if self.truth is not None:
             self.truth.add(sample["id"], stages)
+        self.browse.add(sample)
 
     def _count_tag(self, sample: dict, tag: str, kinds: set[str]) -> None:
         row = self.per_tag[tag]
@@ -115,7 +128,56 @@ class _Figures:
         }
         if self.truth is not None:
             found["truth_metrics"] = self.truth.metrics()
-        return found
+        return {**found, **self.browse.result()}
+
+
+class _TagExamples:
+    """Per tag, up to BROWSE_EXAMPLES samples that kept it and as many that dropped it, chosen at random.
+
+    Every tag ranks samples by the same hash of their id, so the examples of different tags share samples
+    and the page embeds fewer images than it shows examples.
+    """
+
+    def __init__(self):
+        self.chosen: dict[tuple[str, str], list] = defaultdict(list)  # (tag, "kept"|"dropped"): heap
+
+    def add(self, sample: dict) -> None:
+        order = -_sample_rank(sample["id"])
+        entry = None
+        for tag in sample["tag_sources"]:
+            heap = self.chosen[(tag, "dropped" if tag in sample["dropped"] else "kept")]
+            if len(heap) < BROWSE_EXAMPLES or (order, sample["id"]) > heap[0][:2]:
+                entry = entry or (order, sample["id"], _example(sample))
+                (heapq.heappush if len(heap) < BROWSE_EXAMPLES else heapq.heapreplace)(heap, entry)
+
+    def result(self) -> dict:
+        examples: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"kept": [], "dropped": []})
+        samples = {}
+        for (tag, part), heap in sorted(self.chosen.items()):
+            for _, sample_id, example in sorted(heap, reverse=True):
+                examples[tag][part].append(sample_id)
+                samples[sample_id] = example
+        return {"tag_examples": dict(examples), "example_samples": dict(sorted(samples.items()))}
+
+
+def _sample_rank(sample_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(sample_id.encode("utf-8", "surrogatepass")).digest()[:8], "big")
+
+
+def _example(sample: dict) -> dict:
+    """What the tag browser shows of a sample: its caption, kept tags, drops with reasons, and scores."""
+    captions = sample.get("captions") or []
+    return {"shard": sample["shard"], "caption": captions[0][:CAPTION_CHARS] if captions else "",
+            "kept": sample["tags"], "sources": {tag: sorted({e["source"] for e in entries})
+                                                for tag, entries in sample["tag_sources"].items()},
+            "dropped": {tag: {**drop, "score": _short(drop["score"]), "threshold": _short(drop["threshold"])}
+                        for tag, drop in sample["dropped"].items()},
+            "scores": {tag: {kind: _short(value) for kind, value in scores.items()}
+                       for tag, scores in sample["scores"].items()}}
+
+
+def _short(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _empty_histograms() -> dict[str, np.ndarray]:
@@ -149,6 +211,18 @@ def _histogram_json(histograms: dict[str, np.ndarray]) -> dict[str, dict]:
                         "kept": (empty if kept is None else kept).tolist(),
                         "dropped": (empty if dropped is None else dropped).tolist()}
     return result
+
+
+def _human_estimates(out: Path) -> dict | None:
+    """The figures people's judgments give (`tagmill audit`), when there are any."""
+    from tagmill.engine.report.judgments import JUDGMENTS_JSONL
+    from tagmill.engine.report.review import audit_dir
+
+    if not (audit_dir(out) / JUDGMENTS_JSONL).is_file():
+        return None  # and statistics' libraries are not imported
+    from tagmill.engine.report.estimates import human_estimates
+
+    return human_estimates(out)
 
 
 def _thresholds(out: Path) -> dict[str, dict]:

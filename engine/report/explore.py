@@ -72,6 +72,40 @@ def rounds_frame(work: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def human_estimates_frame(run: str | Path) -> pd.DataFrame:
+    """People's verdicts on the run's audit sample (`tagmill audit`) as figures with 95% intervals, one row
+    each: the precision of the final, parsed and generated tags, and the right share of each rule's drops.
+    Read from OUT/audit/ itself, so it is current without rebuilding the report; empty before any judgment."""
+    human = _human_estimates(run)
+    rows = []
+    if human:
+        rows = [{"figure": f"precision: {key} tags", **_figure(human[key])} for key in ("final", "parsed", "generated")]
+        rows += [{"figure": f"right among drops: {rule}", **_figure(figure)}
+                 for rule, figure in sorted(human["rules"].items())]
+    return pd.DataFrame(rows, columns=["figure", *HUMAN_COLUMNS])
+
+
+def human_tags_frame(run: str | Path) -> pd.DataFrame:
+    """Per tag with enough judgments, the human-verified precision of its final tags and right share of its drops."""
+    human = _human_estimates(run) or {"tags": {}}
+    rows = [{"tag": tag, "figure": kind, **_figure(figure)} for tag, figures in human["tags"].items()
+            for kind, figure in figures.items()]
+    return pd.DataFrame(rows, columns=["tag", "figure", *HUMAN_COLUMNS])
+
+
+HUMAN_COLUMNS = ["estimate", "low", "high", "judgments", "unsure", "population"]
+
+
+def _figure(figure: dict) -> dict:
+    return {column: figure[column] for column in HUMAN_COLUMNS}
+
+
+def _human_estimates(run: str | Path) -> dict | None:
+    from tagmill.engine.report.estimates import human_estimates
+
+    return human_estimates(run)
+
+
 def show_samples(run: str | Path, samples: pd.DataFrame, columns: int = 3):
     """A matplotlib figure of the samples' images, each with its kept tags and its drops with their reasons.
 

@@ -1,4 +1,4 @@
-"""The audit report as one self-contained HTML page: plots and thumbnails embedded, opens offline."""
+"""The audit report as one self-contained HTML page: plots, thumbnails and its script embedded, opens offline."""
 
 from __future__ import annotations
 
@@ -8,17 +8,19 @@ import io
 from pathlib import Path
 
 from tagmill.engine.images import shard_image
+from tagmill.engine.report.estimates_html import human_section
+from tagmill.engine.report.html_parts import html_table
+from tagmill.engine.report.tag_browser import tag_browser_section
 
 REPORT_HTML = "report.html"
 THUMBNAIL = 96
-TABLE_ROWS = 100
 COLORS = {"kept": "#3a7d44", "dropped": "#c0392b"}
 
 
 def write_html(report: dict, out: str | Path) -> Path:
     out = Path(out)
-    sections = [_summary(report), _truth(report), _overview_plots(report), _score_plots(report),
-                _examples(report, out / "shards"), _tag_table(report)]
+    sections = [_summary(report), _truth(report), human_section(report), _overview_plots(report),
+                _score_plots(report), _examples(report, out / "shards"), tag_browser_section(report, out / "shards")]
     return write_page(out / REPORT_HTML, "tagmill audit report", sections)
 
 
@@ -34,7 +36,11 @@ STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;col
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}img.plot{max-width:100%}
 .sample{display:inline-block;vertical-align:top;width:230px;margin:6px;font-size:12px}
-.kept{color:#3a7d44}.dropped{color:#c0392b}"""
+.kept{color:#3a7d44}.dropped{color:#c0392b}.note{color:#666;font-size:12px}
+th[data-type]{cursor:pointer;user-select:none}th[aria-sort=ascending]::after{content:" \\25B2"}
+th[aria-sort=descending]::after{content:" \\25BC"}button.tag-link{border:0;background:none;color:#1a5fb4;
+cursor:pointer;padding:0;font:inherit;text-decoration:underline}#tag-examples{border:1px solid #ccc;padding:0 1em 1em;
+margin:1em 0;background:#fafafa}#tag-examples .close{float:right}.pager{margin:6px}.caption{font-style:italic}"""
 
 
 def _summary(report: dict) -> str:
@@ -129,25 +135,6 @@ def _thumbnail(tar_path: Path, sample_id: str) -> str:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
     return base64.b64encode(buffer.getvalue()).decode()
-
-
-def _tag_table(report: dict) -> str:
-    rules = sorted({rule for row in report["per_tag"] for rule in row["dropped"]})
-    rows = [(row["tag"], row["parsed"], row["generated"], row["both"], *(row["dropped"].get(r, 0) for r in rules),
-             row["kept"]) for row in report["per_tag"][:TABLE_ROWS]]
-    header = ["tag", "parsed", "generated", "both", *(f"dropped: {r}" for r in rules), "kept"]
-    return f"<h2>Per tag (most dropped first, {min(TABLE_ROWS, len(rows))} of {len(report['per_tag'])})</h2>" + \
-        html_table(header, rows)
-
-
-def html_table(header: list[str], rows: list[tuple], escape_last: bool = True) -> str:
-    """A table of text cells; `escape_last=False` keeps the last column's HTML (a link)."""
-    def cell(value, last: bool) -> str:
-        return f"<td>{value if last and not escape_last else html.escape(str(value))}</td>"
-
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(cell(c, i == len(row) - 1) for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def figure_html(figure) -> str:

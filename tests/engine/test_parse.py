@@ -240,3 +240,70 @@ def test_world_parser_reads_what_every_quiet_caption_says(world):
         plan = plan_sample(config, index)
         said = {tag for m in plan.mentions for tag in (m.shape, m.colour)} | ({plan.scene} if plan.scene_mentioned else set())
         assert set(world.parse(plan.caption)) == said, plan.caption
+
+
+# ---- verbs, kin, shared modifiers, compounds -----------------------------------------------------
+
+@pytest.mark.parametrize("caption, mention", [
+    ("a man trains his dog", "trains"),  # a singular subject and an object: a verb
+    ("she ties a bow", "ties"),  # a subject pronoun
+    ("a skier skis down a hill", "skis"),  # "a" opens the subject, a preposition follows
+])
+def test_an_s_form_between_subject_and_object_is_a_verb(caption, mention):
+    p = parser(("person", "dog", "train", "tie", "skis"), synonyms={"person": ("man", "skier"), "skis": ("ski",)})
+    assert reasons(p, caption)[mention] == "verb"
+
+
+@pytest.mark.parametrize("caption, tags", [
+    ("two trains on the tracks", ["train"]),
+    ("the bears that are playing in the water", ["bear"]),  # "that" relates, it is no object
+    ("a man and his trains", ["person", "train"]),
+])
+def test_plurals_stay_things(things, caption, tags):
+    assert things.parse(caption) == tags
+
+
+def test_kin_of_a_kind_outside_the_vocabulary(things):
+    assert reasons(things, "a ewe and her child in a field") == {"child": "kin"}
+    assert things.parse("a father looking at his child") == ["person"]  # a relative says no kind
+
+
+def test_a_modifier_is_shared_over_and(things):
+    assert reasons(things, "an adult and baby giraffe") == {"adult": "modifier", "baby": "modifier",
+                                                            "giraffe": None}
+    assert things.parse("a man and woman stand on the beach") == ["person"]  # "stand" is what they do
+
+
+def test_an_object_word_before_an_adjective_and_a_noun_describes_it():
+    p = parser(("orange", "table"), synonyms={})
+    assert reasons(p, "an orange floral pattern") == {"orange": "modifier"}
+    assert p.parse("an orange sitting on a table") == ["orange", "table"]
+
+
+def test_a_doer_heads_its_compound_and_a_part_does_not():
+    p = parser(("motorcycle", "person", "toilet", "bowl"), synonyms={"person": ("rider",)})
+    assert reasons(p, "two motorcycle riders on a road") == {"motorcycle": None, "riders": None}
+    assert reasons(p, "a toilet bowl") == {"toilet": None, "bowl": "part"}
+
+
+def test_a_compound_named_with_of():
+    assert parser(("wine glass", "pizza"), synonyms={}).parse("two glasses of wine and a pizza") == ["pizza",
+                                                                                                 "wine glass"]
+    both = parser(("wine glass", "wine"), synonyms={})  # the content is a tag of its own: it is named
+    assert both.parse("a glass of wine") == ["wine"]
+
+
+def test_tags_without_categories_take_one_from_their_word():
+    p = CaptionParser(Vocabulary(("man", "riding", "horse", "grassy", "field")))
+    assert reasons(p, "a man riding a horse in a grassy field") == {"man": None, "riding": None, "horse": None,
+                                                                   "grassy": None, "field": None}
+
+
+def test_unusual_spaces_are_squeezed(things):
+    assert things.parse("a\u00a0teddy\u00a0bear on a\tcouch") == ["couch", "teddy bear"]
+
+
+def test_the_captions_tokenizer_splits_as_the_pipeline_does(things):
+    pipeline = things._nlp.tokenizer
+    for text in ("don't stop, U.S. t.v. e-mail (a cat)!", "a teddy-bear's hat", "I'm here..."):
+        assert [t.text for t in things._tokenizer(text)] == [t.text for t in pipeline(text)]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import tarfile
@@ -62,7 +64,40 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-needs_chromium = pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed")
+# CI installs Chromium (.ci/run), so there a missing one fails the browser tests instead of skipping them.
+needs_chromium = pytest.mark.skipif(not shutil.which("chromium") and not os.environ.get("CI"),
+                                    reason="Debian's chromium is not installed")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+LOCAL_URLS = ("http://127.0.0.1:", "file://", "data:", "about:")
+
+
+@contextlib.contextmanager
+def chromium_page(errors: list[str]):
+    """A Playwright page in Debian's Chromium. Console errors, uncaught exceptions and any request that would
+    leave the machine (refused) are appended to `errors`."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                             args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+            page.route("**/*", lambda route: _local_only(route, errors))
+            yield page
+        finally:
+            browser.close()
+
+
+def _local_only(route, errors: list[str]) -> None:
+    url = route.request.url
+    if url.startswith(LOCAL_URLS):
+        route.continue_()
+    else:
+        errors.append(f"external request: {url}")
+        route.abort()
 
 
 def render_in_chromium(page: Path, shot: Path) -> list[str]:

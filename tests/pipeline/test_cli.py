@@ -38,6 +38,19 @@ def test_parse_writes_one_line_per_input_line(tmp_path):
     assert "error" in out[2] and "error" in out[4] and "error" not in out[0]
 
 
+def test_parse_lines_are_written_as_json_dumps_writes_them(tmp_path):
+    (tmp_path / "tags.txt").write_text("dog\ncafé\n")
+    lines = [{"id": "ça-1", "caption": "a dog at a café"}, {"id": 7, "captions": ["a dog", "a café, no cat"]},
+             {"id": [1, 2], "caption": 5}]
+    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    assert main(["parse", "--vocab", str(tmp_path / "tags.txt"), "--input", str(tmp_path / "in.jsonl"),
+                 "--output", str(tmp_path / "out.jsonl")]) == 0
+    written = (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
+    assert written[:2] == [json.dumps({"id": "ça-1", "tags": ["café", "dog"]}, ensure_ascii=False),
+                           json.dumps({"id": 7, "tags": ["café", "dog"]}, ensure_ascii=False)]
+    assert json.loads(written[2])["id"] == [1, 2] and "error" in json.loads(written[2])
+
+
 def test_vocab_mines_from_a_jsonl_and_from_tars(tmp_path):
     captions = [{"caption": f"a {c} dog next to a traffic light"} for c in ("red", "big", "small", "brown")] * 3
     (tmp_path / "caps.jsonl").write_text("\n".join(json.dumps(c) for c in captions) + "\n")

@@ -1,0 +1,115 @@
+"""The audit report's tag browser: every tag in a table that sorts by any column and filters by name, and each
+tag's examples, kept and dropped, with their reasons and scores, a page at a time.
+
+The page stays one self-contained file: the examples, their thumbnails and the script (`browse.js`, shipped
+beside this module) are inlined, and nothing is fetched.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import tarfile
+from collections import Counter, defaultdict
+from importlib import resources
+from pathlib import Path
+
+from PIL import Image
+
+from tagmill.engine.images import EXTENSIONS, decode_rgb
+from tagmill.engine.report.estimates_html import estimate_text
+
+THUMBNAIL = 72
+MAX_THUMBNAILS = 1500  # the most-shown examples get an image; the rest are shown as text
+BROWSE_SCRIPT = "browse.js"
+
+
+def tag_browser_section(report: dict, shards: Path) -> str:
+    """The per-tag table, the panel a tag's examples open in, and the data and script behind them."""
+    rules = sorted({rule for row in report["per_tag"] for rule in row["dropped"]})
+    human = report.get("human_estimates", {}).get("tags", {})
+    header = "".join(f"<th data-type='{kind}' tabindex='0' title='sort'>{html.escape(label)}</th>"
+                     for label, kind in _columns(rules))
+    body = "".join(_row(row, rules, human.get(row["tag"], {})) for row in report["per_tag"])
+    return (f"<h2 id='tags'>Per tag ({len(report['per_tag'])})</h2>"
+            "<p>Click a column's name to sort by it (again to reverse), type to filter the tags, and click a tag "
+            "for its examples.</p><p><input id='tag-filter' type='search' placeholder='filter tags' "
+            "aria-label='filter tags'> <span id='tag-count'></span></p><div id='tag-examples' hidden></div>"
+            f"<table id='tag-table'><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+            + _browse_data(report, shards) + f"<script>{browse_script()}</script>")
+
+
+def _columns(rules: list[str]) -> list[tuple[str, str]]:
+    automatic = [("tag", "text"), ("parsed", "number"), ("generated", "number"), ("both", "number"),
+                 *((f"dropped: {rule}", "number") for rule in rules), ("kept", "number"), ("drop rate", "number")]
+    return automatic + [("human precision", "number"), ("95% interval", "text"), ("judged", "number")]
+
+
+def _row(row: dict, rules: list[str], human: dict) -> str:
+    candidates = row["kept"] + row["dropped_total"]
+    final = human.get("final")
+    estimate, interval = estimate_text(final)
+    cells = [row["parsed"], row["generated"], row["both"], *(row["dropped"].get(rule, 0) for rule in rules),
+             row["kept"], f"{row['dropped_total'] / max(candidates, 1):.3f}", estimate, interval,
+             final["judgments"] if final else ""]
+    tag = html.escape(row["tag"])
+    return (f"<tr data-tag='{tag}'><td><button type='button' class='tag-link'>{tag}</button></td>"
+            + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in cells) + "</tr>")
+
+
+def _browse_data(report: dict, shards: Path) -> str:
+    """The examples as JSON inside the page, where the script reads them; `<` is escaped so none can end it."""
+    samples = report.get("example_samples", {})
+    shown = _most_shown(report.get("tag_examples", {}), MAX_THUMBNAILS)
+    data = {"examples": report.get("tag_examples", {}), "samples": samples,
+            "thumbnails": thumbnails(shards, {sample: samples[sample]["shard"] for sample in shown})}
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
+    return f"<script type='application/json' id='browse-data'>{text}</script>"
+
+
+def _most_shown(examples: dict[str, dict[str, list[str]]], count: int) -> list[str]:
+    shown = Counter(sample for parts in examples.values() for ids in parts.values() for sample in ids)
+    return [sample for sample, _ in sorted(shown.items(), key=lambda item: (-item[1], item[0]))[:count]]
+
+
+def thumbnails(shards: Path, shard_of: dict[str, str]) -> dict[str, str]:
+    """Small base64 JPEGs of the samples' images (sample id: shard name), reading each shard once; a sample
+    whose image cannot be read has none."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for sample_id, shard in shard_of.items():
+        wanted[shard].add(sample_id)
+    found = {}
+    for shard, ids in sorted(wanted.items()):
+        found.update(_shard_thumbnails(shards / f"{shard}.tar", ids))
+    return {sample_id: found[sample_id] for sample_id in shard_of if sample_id in found}
+
+
+def _shard_thumbnails(tar_path: Path, ids: set[str]) -> dict[str, str]:
+    found = {}
+    try:
+        with tarfile.open(tar_path) as tar:
+            for member in tar:
+                stem, _, extension = member.name.partition(".")
+                if stem in ids and extension.lower() in EXTENSIONS and stem not in found:
+                    found[stem] = _jpeg_base64(tar.extractfile(member).read())
+    except (OSError, tarfile.TarError):
+        pass  # an unreadable shard shows its examples without images
+    return {sample_id: image for sample_id, image in found.items() if image}
+
+
+def _jpeg_base64(data: bytes) -> str:
+    try:
+        image = decode_rgb(data)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return ""  # the example is shown without its image
+    image.thumbnail((THUMBNAIL, THUMBNAIL))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=80)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def browse_script() -> str:
+    """browse.js, which ships as package data beside this module."""
+    return resources.files("tagmill.engine.report").joinpath(BROWSE_SCRIPT).read_text(encoding="utf-8")
