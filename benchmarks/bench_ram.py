@@ -17,11 +17,11 @@ import argparse
 import io
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import timed
 from PIL import Image
 from timm.loss import AsymmetricLossMultiLabel
 
@@ -91,7 +91,7 @@ def _infer_rate(model, size: int, batch: int, device: torch.device, steps: int) 
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             model(images)
-    return batch * steps / _timed(step, steps, device)
+    return batch * steps / timed(step, steps, device)
 
 
 def _handler_rate(model, device: torch.device, args) -> float:
@@ -102,7 +102,7 @@ def _handler_rate(model, device: torch.device, args) -> float:
         handler = TaggerHandler(folder, str(device), args.batch, cpu_threads=4)
         loaded = handler.load_model()
         batch = _jpegs(args.batch)
-        seconds = _timed(lambda: list(handler.run_inference(batch, loaded)), args.steps, device)
+        seconds = timed(lambda: list(handler.run_inference(batch, loaded)), args.steps, device)
     return args.batch * args.steps / seconds
 
 
@@ -135,24 +135,9 @@ def _train_rate(model, size: int, batch: int, device: torch.device, steps: int) 
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    rate = batch * steps / _timed(step, steps, device)
+    rate = batch * steps / timed(step, steps, device)
     model.eval()
     return rate
-
-
-def _timed(step, steps: int, device: torch.device) -> float:
-    step()  # warm-up: kernels chosen, memory allocated
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    return time.perf_counter() - start
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 if __name__ == "__main__":

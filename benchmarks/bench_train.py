@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
+from timing import timed
 from timm.loss import AsymmetricLossMultiLabel
 
 from tagmill.model.config import model_config
@@ -76,7 +76,7 @@ def _train_rate(model: Tagger, size: int, batch: int, device: torch.device, step
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    return batch * steps / _timed(step, steps, device)
+    return batch * steps / timed(step, steps, device)
 
 
 @torch.no_grad()
@@ -88,22 +88,7 @@ def _infer_rate(model: Tagger, size: int, batch: int, device: torch.device, step
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             model(images)
 
-    return batch * steps / _timed(step, steps, device)
-
-
-def _timed(step, steps: int, device: torch.device) -> float:
-    step()  # warm-up
-    _sync(device)
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    return time.perf_counter() - started
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    return batch * steps / timed(step, steps, device)
 
 
 if __name__ == "__main__":
