@@ -32,6 +32,7 @@ demo: $(INSTALLED)
 bench: $(INSTALLED)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,bench]'
 	$(PY) benchmarks/bench_parse.py
+	$(PY) benchmarks/bench_parse_cli.py
 	$(PY) benchmarks/bench_pipeline.py
 
 clean:
