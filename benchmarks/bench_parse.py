@@ -42,7 +42,7 @@ import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Callable, Iterable, Iterator  # noqa: E402
+from typing import Callable, Iterable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 30.0

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from timing import timed
+from timing import timed, train_rate
 from PIL import Image
 from timm.loss import AsymmetricLossMultiLabel
 
@@ -128,14 +128,7 @@ def _train_rate(model, size: int, batch: int, device: torch.device, steps: int) 
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-6, weight_decay=0.05)
     images = torch.randn(batch, 3, size, size, device=device)
     targets = (torch.rand(batch, model.num_tags, device=device) < 0.01).float()
-
-    def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = wrapped(images, targets)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    rate = batch * steps / timed(step, steps, device)
+    rate = train_rate(wrapped, optimizer, images, targets, steps)
     model.eval()
     return rate
 

@@ -15,7 +15,7 @@ import argparse
 import json
 
 import torch
-from timing import timed
+from timing import timed, train_rate
 from timm.loss import AsymmetricLossMultiLabel
 
 from tagmill.model.config import model_config
@@ -68,15 +68,7 @@ def _train_rate(model: Tagger, size: int, batch: int, device: torch.device, step
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     images = torch.randn(batch, 3, size, size, device=device)
     targets = (torch.rand(batch, model.num_tags, device=device) < 0.01).float()
-
-    def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = wrapped(images, targets)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    return batch * steps / timed(step, steps, device)
+    return train_rate(wrapped, optimizer, images, targets, steps)
 
 
 @torch.no_grad()

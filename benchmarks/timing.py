@@ -18,6 +18,22 @@ def timed(step, steps: int, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+def train_rate(wrapped: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
+               targets: torch.Tensor, steps: int) -> float:
+    """Images/s of training steps of a model wrapped with its loss (bf16 autocast on CUDA), as `tagmill train`
+    takes them."""
+    device = images.device
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = wrapped(images, targets)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return len(images) * steps / timed(step, steps, device)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
