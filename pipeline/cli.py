@@ -18,7 +18,7 @@ from tagmill.engine.parse.mine import TermCounter, select_vocabulary
 from tagmill.engine.parse.parser import CaptionParser
 from tagmill.engine.records import RecordError
 from tagmill.engine.synth.world import SynthConfig, synthesize
-from tagmill.engine.text import first_invalid
+from tagmill.engine.text import find_invalid, first_invalid
 from tagmill.engine.vocab import Vocabulary, VocabularyError
 from tagmill.pipeline.audit_cli import add_audit, print_human_estimates
 from tagmill.pipeline.sources import InputError, plan_input, read_shard
@@ -165,6 +165,9 @@ def _parse(args) -> None:
 
 def _parse_line(parser: CaptionParser, fields: dict) -> dict:
     captions = fields.get("captions", fields.get("caption"))
+    bad_id = find_invalid(fields.get("id"), "the id", repairable=False)
+    if bad_id is not None:
+        return {"id": fields.get("id"), "tags": [], "error": bad_id}
     try:
         texts = check_captions(captions, max_chars=100_000)
     except RecordError as err:
@@ -177,7 +180,9 @@ def _parse_line(parser: CaptionParser, fields: dict) -> dict:
 def _result_line(result: dict) -> str:
     """The result as `json.dumps` writes it, with each distinct tag list encoded only once."""
     if "error" in result:
-        return json.dumps(result, ensure_ascii=False) + "\n"
+        line = json.dumps(result, ensure_ascii=False)
+        # an id UTF-8 cannot hold is written as the JSON escapes it came in
+        return (line if first_invalid(line) is None else json.dumps(result)) + "\n"
     key = result["id"]
     key_json = str(key) if type(key) is int else json.dumps(key, ensure_ascii=False)
     return '{"id": ' + key_json + ', "tags": ' + _tag_list_json(tuple(result["tags"])) + "}\n"

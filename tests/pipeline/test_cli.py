@@ -51,6 +51,17 @@ def test_parse_lines_are_written_as_json_dumps_writes_them(tmp_path):
     assert json.loads(written[2])["id"] == [1, 2] and "error" in json.loads(written[2])
 
 
+def test_parse_answers_an_id_utf8_cannot_hold_with_an_error_line(tmp_path):
+    (tmp_path / "tags.txt").write_text("dog\n")
+    (tmp_path / "in.jsonl").write_text('{"id": "a", "caption": "a dog"}\n{"id": "b\\udc80", "caption": "a dog"}\n'
+                                       '{"id": "c", "caption": "two dogs"}\n')
+    assert main(["parse", "--vocab", str(tmp_path / "tags.txt"), "--input", str(tmp_path / "in.jsonl"),
+                 "--output", str(tmp_path / "out.jsonl")]) == 0
+    out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(row["id"], row["tags"]) for row in out] == [("a", ["dog"]), ("b\udc80", []), ("c", ["dog"])]
+    assert "the id holds" in out[1]["error"]
+
+
 def test_vocab_mines_from_a_jsonl_and_from_tars(tmp_path):
     captions = [{"caption": f"a {c} dog next to a traffic light"} for c in ("red", "big", "small", "brown")] * 3
     (tmp_path / "caps.jsonl").write_text("\n".join(json.dumps(c) for c in captions) + "\n")
