@@ -157,7 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
         if origin is not None and origin != f"http://{self.headers.get('Host')}":
             raise JudgmentError("answers come only from the review page itself")
         length = self.headers.get("Content-Length", "")
-        length = int(length) if length.isdigit() else 0
+        length = int(length) if length.isascii() and length.isdigit() else 0
         if not 0 < length <= MAX_BODY:
             raise JudgmentError(f"an answer is 1 to {MAX_BODY} bytes")
         try:
@@ -202,21 +202,19 @@ class ReviewServer(ThreadingHTTPServer):
     def __init__(self, session: ReviewSession, host: str, port: int):
         super().__init__((host, port), _Handler)
         self.session = session
-        self.allowed_hosts = _loopback_names(host, self.server_address[1])
+        self.allowed_hosts = _loopback_names(*self.server_address)
 
     @property
     def url(self) -> str:
-        host = self.server_address[0]
-        return f"http://{'[' + host + ']' if ':' in host else host}:{self.server_address[1]}/"
+        return f"http://{self.server_address[0]}:{self.server_address[1]}/"
 
 
-def _loopback_names(host: str, port: int) -> set[str] | None:
-    """The Host headers a loopback-bound server answers to; None (any) when bound to another interface."""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    return {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"} if loopback else None
+def _loopback_names(address: str, port: int) -> set[str] | None:
+    """The Host headers a server bound to a loopback address answers to (that address, and `localhost`);
+    None (any) when bound to another interface."""
+    if not ipaddress.ip_address(address).is_loopback:
+        return None
+    return {f"{address}:{port}", f"localhost:{port}"}
 
 
 def default_reviewer() -> str:

@@ -191,6 +191,21 @@ def test_the_review_api_validates_every_answer_and_saves_each(server):
     assert json.loads(request(running, "GET", "/api/state")[1])["answers"] == {"0": "wrong"}
 
 
+def test_a_server_on_another_loopback_address_answers_to_that_address(noisy, tmp_path):
+    audited = view(noisy[0], tmp_path / "run")
+    draw_sample(audited, per_stratum=1)
+    with ReviewServer(ReviewSession(audited, "ann"), "127.0.0.2", 0) as running:
+        thread = threading.Thread(target=running.serve_forever, daemon=True)
+        thread.start()
+        port = running.server_address[1]
+        assert running.url == f"http://127.0.0.2:{port}/"
+        assert request(running, "GET", "/api/state")[0] == 200
+        assert request(running, "GET", "/api/state", Host=f"localhost:{port}")[0] == 200
+        assert request(running, "GET", "/api/state", Host=f"127.0.0.1:{port}")[0] == 421
+        assert request(running, "POST", "/api/judgments", {"index": 0}, **{"Content-Length": "²"})[0] == 400
+        running.shutdown()
+
+
 @pytest.mark.slow
 def test_the_audit_notebook_shows_the_human_estimates(noisy, tmp_path, monkeypatch):
     out, truth = noisy
