@@ -45,8 +45,13 @@ def match_tags(model_tags: Sequence[str], vocabulary: Sequence[str],
     index: dict[str, int] = {}
     for column, tag in enumerate(model_tags):
         index.setdefault(_normal(tag), column)
-    columns = {tag: index[_normal(tag)] for tag in vocabulary if _normal(tag) in index}
-    taken = set(columns.values())
+    columns: dict[str, int] = {}
+    taken: set[int] = set()
+    for tag in vocabulary:
+        found = _first_free(index, (tag,), taken)
+        if found is not None:
+            columns[tag] = found
+            taken.add(found)
     by_synonym = {}
     for tag in (t for t in vocabulary if t not in columns):
         found = _first_free(index, (synonyms or {}).get(tag, ()), taken)

@@ -51,6 +51,11 @@ def test_a_model_tag_of_the_same_name_wins_over_another_tags_synonym():
     assert match.columns == {"pet": 1, "dog": 0} and match.by_synonym == {"pet": "cat"}
 
 
+def test_run_tags_that_differ_only_in_case_or_spacing_do_not_share_a_model_column():
+    match = match_tags(["dog", "cat"], ["dog", "Dog", "cat_"])
+    assert match.columns == {"dog": 0, "cat_": 1} and match.vocabulary_only == ["Dog"]
+
+
 def test_generated_tags_take_the_run_names_and_the_model_thresholds():
     merge = GeneratedTags(["puppy", "cat"], np.array([0.7, 0.5], dtype=np.float32), ["dog", "cat"], margin=0.1,
                           synonyms={"dog": ["puppy"]})
