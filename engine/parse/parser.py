@@ -53,7 +53,7 @@ class CaptionParser:
         self._category = {tag: vocab.category(tag) or _category_by_word(tag) for tag in vocab.tags}
         self._tags_of: dict[int, tuple[str, ...]] = {}
         self._canonical_forms: set[int] = set()
-        self._compile(_surface_forms(vocab))
+        self._compile(_surface_forms(vocab, self._category))
 
     def _compile(self, forms: dict[str, tuple[tuple[str, ...], bool]]) -> None:
         """Every surface form into the phrase matcher, split by the pipeline's own tokenizer (not the
@@ -194,15 +194,16 @@ def _original_offsets(text: str, squeezed: str) -> list[int] | None:
 
 # ---- surface forms -------------------------------------------------------------------------------
 
-def _surface_forms(vocab: Vocabulary) -> dict[str, tuple[tuple[str, ...], bool]]:
-    """Lower-cased surface form -> (the tags it can mean in vocabulary order, whether a tag's own)."""
+def _surface_forms(vocab: Vocabulary, category: dict[str, str | None]) -> dict[str, tuple[tuple[str, ...], bool]]:
+    """Lower-cased surface form -> (the tags it can mean in vocabulary order, whether a tag's own); each tag
+    inflects as its category (given, or read from its word) says."""
     forms: dict[str, list[str]] = {}
     canonical: set[str] = set()
     bases = {base.lower() for tag in vocab.tags for base in vocab.surface_forms(tag)}
     for tag in vocab.tags:
         own = {base.lower() for base in vocab.surface_forms(tag)}
         for base in vocab.surface_forms(tag):
-            for form in _spellings(base, _head_class(vocab.category(tag)), bases, own):
+            for form in _spellings(base, _head_class(category[tag]), bases, own):
                 owners = forms.setdefault(form, [])
                 if tag not in owners:
                     owners.append(tag)

@@ -299,6 +299,12 @@ def test_tags_without_categories_take_one_from_their_word():
                                                                    "grassy": None, "field": None}
 
 
+def test_tags_without_categories_inflect_as_their_word_reads():
+    p = CaptionParser(Vocabulary(("unpacked", "grassy", "dog")))
+    assert p.parse("two dogs, the bags unpacked on a grassy hill") == ["dog", "grassy", "unpacked"]
+    assert p.parse("the unpackeds and grassies") == []
+
+
 def test_unusual_spaces_are_squeezed(things):
     assert things.parse("a\u00a0teddy\u00a0bear on a\tcouch") == ["couch", "teddy bear"]
 
