@@ -318,10 +318,11 @@ class _Run:
 
 
 def _parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """No weight decay on biases, norms and the label queries."""
+    """No weight decay on biases (Tag2Text's per-tag bias is a row), norms and the label queries."""
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
-        (no_decay if parameter.ndim < 2 or "queries.learned" in name else decay).append(parameter)
+        exempt = parameter.ndim < 2 or name.endswith((".bias", "queries.learned", "labels.queries"))
+        (no_decay if exempt else decay).append(parameter)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 

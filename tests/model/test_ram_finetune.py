@@ -24,7 +24,7 @@ from tagmill.model.factory import build_model
 from tagmill.model.predict import LoadedTagger
 from tagmill.model.ram.config import ram_config
 from tagmill.model.ram.retag import NAME_PROMPTS, retag
-from tagmill.model.train import load_train_config, train
+from tagmill.model.train import _parameter_groups, load_train_config, train
 from tagmill.pipeline.cli import main
 from tagmill.pipeline.job import run
 
@@ -149,3 +149,12 @@ def test_add_tags_writes_a_model_that_scores_the_new_tags_too(clip_file, tmp_pat
     assert model.thresholds.tolist()[:2] == pytest.approx([0.3, 0.7])
     with torch.no_grad():
         assert model(torch.randn(1, 3, 64, 64)).shape == (1, 4)
+
+
+@pytest.mark.parametrize("family", ["ram", "ram_plus", "tag2text"])
+def test_biases_norms_and_label_queries_are_not_decayed(family):
+    model = tiny_model(family)
+    decay, no_decay = (group["params"] for group in _parameter_groups(model, 0.05))
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert not [names[id(p)] for p in decay if names[id(p)].endswith(".bias") or "queries" in names[id(p)]]
+    assert len(decay) + len(no_decay) == len(list(model.parameters()))
