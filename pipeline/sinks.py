@@ -31,11 +31,11 @@ def stats_path(shards_dir: Path, shard: int) -> Path:
 def write_shard(shards_dir: Path, shard: int, records: list[Record], fingerprint: str) -> dict[str, Any]:
     """Write one shard from all of its records (kept and rejected), in input order; return its stats."""
     records = sorted(records, key=lambda r: r.index)
-    _reject_unwritable(records)
+    encoded = _encoded_samples(records)
     kept = [r for r in records if not r.rejected]
     rejected = [r for r in records if r.rejected]
     name = f"{shard:05d}"
-    _atomic(shards_dir / f"{name}.tar", lambda f: _write_tar(f, kept))
+    _atomic(shards_dir / f"{name}.tar", lambda f: _write_tar(f, kept, encoded))
     _atomic(shards_dir / f"{name}.parquet", lambda f: pq.write_table(samples_table(kept), f))
     _atomic(shards_dir / f"{name}_rejects.jsonl", lambda f: f.write(_jsonl(reject_json(r) for r in rejected)))
     stats = _stats(shard, records, kept, rejected, fingerprint)
@@ -43,24 +43,27 @@ def write_shard(shards_dir: Path, shard: int, records: list[Record], fingerprint
     return stats
 
 
-def _reject_unwritable(records: list[Record]) -> None:
-    """Reject each kept record whose output would hold text UTF-8 cannot encode.
+def _encoded_samples(records: list[Record]) -> dict[int, bytes]:
+    """Each kept record's sample JSON, encoded once (by `id` of the record); a kept record whose output would
+    hold text UTF-8 cannot encode is rejected instead.
 
     The readers already reject or repair such input text; this keeps the promise for text any later
     step adds, so that one record can never stop the writer, and with it the run.
     """
-    for record in records:
-        if not record.rejected:
-            problem = find_invalid(sample_json(record), "the sample's output", repairable=False)
-            if problem is not None:
-                record.reject(Reject.TEXT_NOT_UTF8, problem)
+    encoded = {}
+    for record in (r for r in records if not r.rejected):
+        sample = sample_json(record)
+        try:
+            encoded[id(record)] = _json_bytes(sample)
+        except UnicodeEncodeError:
+            record.reject(Reject.TEXT_NOT_UTF8, find_invalid(sample, "the sample's output", repairable=False))
+    return encoded
 
 
-def _write_tar(stream, records: list[Record]) -> None:
+def _write_tar(stream, records: list[Record], encoded: dict[int, bytes]) -> None:
     with wds.TarWriter(stream, encoder=False, mtime=0) as sink:
         for record in records:
-            sink.write({"__key__": record.id, record.image_ext: record.image,
-                        "json": _json_bytes(sample_json(record))})
+            sink.write({"__key__": record.id, record.image_ext: record.image, "json": encoded[id(record)]})
 
 
 def _stats(shard: int, records: list[Record], kept: list[Record], rejected: list[Record],
