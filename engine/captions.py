@@ -70,10 +70,3 @@ def check_metadata(meta: dict[str, Any], repair: bool = False) -> dict[str, Any]
         raise RecordError(Reject.TEXT_NOT_UTF8, problem)
     return meta
 
-
-def check_path_text(path: str, where: str) -> str:
-    """A path given in the input, when it is valid UTF-8 text; never repaired, since a repaired path names nothing."""
-    position = first_invalid(path)
-    if position is not None:
-        raise RecordError(Reject.TEXT_NOT_UTF8, invalid_message(where, path, position, repairable=False))
-    return path

@@ -101,16 +101,22 @@ class Record:
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_\-+=@,:;#%~()\[\]{}' ]{1,200}$")
 
 
+def check_name_text(text: str, where: str) -> str:
+    """A name given in the input (an id, an image path) when it is valid UTF-8 text; never repaired, since a
+    repaired name names nothing."""
+    position = first_invalid(text)
+    if position is not None:
+        raise RecordError(Reject.TEXT_NOT_UTF8, invalid_message(where, text, position, repairable=False))
+    return text
+
+
 def check_id(value: object) -> str:
     """The sample id as a string, or a RecordError saying why it cannot name output files."""
     if value is None or value == "":
         raise RecordError(Reject.ID_MISSING, "the sample has no id")
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise RecordError(Reject.ID_UNSAFE, f"id must be a string or an integer, not {type(value).__name__}")
-    text = str(value)
-    position = first_invalid(text)
-    if position is not None:
-        raise RecordError(Reject.TEXT_NOT_UTF8, invalid_message("the id", text, position, repairable=False))
+    text = check_name_text(str(value), "the id")
     if not _SAFE_ID.match(text) or text.strip() != text:
         raise RecordError(Reject.ID_UNSAFE, f"id {text[:80]!r} cannot name an output file (use letters, digits, "
                                             "'_' or '-'; no '/', '.', or control characters)")

@@ -25,9 +25,9 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tagmill.engine.captions import check_captions, check_metadata, check_path_text, decode_caption
+from tagmill.engine.captions import check_captions, check_metadata, decode_caption
 from tagmill.engine.images import EXTENSIONS
-from tagmill.engine.records import Record, RecordError, Reject, check_id
+from tagmill.engine.records import Record, RecordError, Reject, check_id, check_name_text
 from tagmill.engine.text import REPAIR_HINT, quoted
 
 MANIFEST_SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -338,7 +338,7 @@ def _fill_from_manifest(record: Record, fields: object, folder: Path, max_chars:
 def _manifest_image(image: object, folder: Path) -> bytes:
     if not isinstance(image, str) or not image:
         raise RecordError(Reject.IMAGE_MISSING, "the manifest line names no image path")
-    check_path_text(image, "the image path")
+    check_name_text(image, "the image path")
     if "://" in image:
         raise RecordError(Reject.IMAGE_MISSING, f"{image} is a URL; download images first (img2dataset)")
     path = folder / image
