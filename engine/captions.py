@@ -17,13 +17,17 @@ def decode_caption(data: bytes, repair: bool = False) -> str:
 
     With `repair`, each undecodable sequence becomes U+FFFD instead.
     """
+    return decode_text(data, "caption", Reject.CAPTION_NOT_UTF8, repair)
+
+
+def decode_text(data: bytes, what: str, reason: str, repair: bool = False, encoding: str = "utf-8-sig") -> str:
+    """Input bytes as text; a RecordError with `reason`, naming `what`, when they are not UTF-8, or with
+    `repair` each undecodable sequence as U+FFFD."""
     try:
-        return data.decode("utf-8-sig")
+        return data.decode(encoding, errors="replace" if repair else "strict")
     except UnicodeDecodeError as err:
-        if repair:
-            return data.decode("utf-8-sig", errors="replace")
-        raise RecordError(Reject.CAPTION_NOT_UTF8, f"caption is not UTF-8 text: {err.reason} at byte {err.start}; "
-                                                   f"{REPAIR_HINT}") from None
+        message = f"{what} is not UTF-8 text: {err.reason} at byte {err.start}; {REPAIR_HINT}"
+        raise RecordError(reason, message) from None
 
 
 def check_captions(value: object, max_chars: int, repair: bool = False) -> list[str]:

@@ -25,10 +25,10 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tagmill.engine.captions import check_captions, check_metadata, decode_caption
+from tagmill.engine.captions import check_captions, check_metadata, decode_caption, decode_text
 from tagmill.engine.images import EXTENSIONS
 from tagmill.engine.records import Record, RecordError, Reject, check_id, check_name_text
-from tagmill.engine.text import REPAIR_HINT, quoted
+from tagmill.engine.text import quoted
 
 MANIFEST_SUFFIXES = (".jsonl", ".json", ".parquet")
 CAPTION_KEYS = ("captions", "caption")
@@ -271,12 +271,7 @@ def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
 
 def _member_json(tar: tarfile.TarFile, member: tarfile.TarInfo, repair: bool) -> dict:
     """A sample's JSON metadata member; not UTF-8 is a reject (or repaired), not JSON is no metadata."""
-    data = _member_bytes(tar, member)
-    try:
-        text = data.decode("utf-8-sig", errors="replace" if repair else "strict")
-    except UnicodeDecodeError as err:
-        raise RecordError(Reject.TEXT_NOT_UTF8, f"metadata member {member.name!r} is not UTF-8 text: {err.reason} "
-                                                f"at byte {err.start}; {REPAIR_HINT}") from None
+    text = decode_text(_member_bytes(tar, member), f"metadata member {member.name!r}", Reject.TEXT_NOT_UTF8, repair)
     try:
         value = json.loads(text, parse_constant=str)
     except json.JSONDecodeError:
@@ -311,10 +306,9 @@ def _manifest_rows(task: ShardTask, repair: bool) -> Iterator[tuple[int, object]
 
 def _parse_line(line: bytes, repair: bool) -> object:
     try:
-        text = line.decode("utf-8", errors="replace" if repair else "strict")
-    except UnicodeDecodeError as err:
-        return RecordError(Reject.LINE_INVALID, f"manifest line is not UTF-8 text: {err.reason} at byte {err.start}; "
-                                                f"{REPAIR_HINT}")
+        text = decode_text(line, "manifest line", Reject.LINE_INVALID, repair, encoding="utf-8")
+    except RecordError as err:
+        return err
     try:
         value = json.loads(text, parse_constant=str)
     except json.JSONDecodeError as err:
@@ -399,7 +393,8 @@ def _json_value(value: object) -> object:
         return value.decode("utf-8", errors="surrogateescape")
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
-    if isinstance(value, (decimal.Decimal, datetime.timedelta)) or (isinstance(value, float) and not math.isfinite(value)):
+    not_finite = isinstance(value, float) and not math.isfinite(value)
+    if isinstance(value, (decimal.Decimal, datetime.timedelta)) or not_finite:
         return str(value)
     if isinstance(value, dict):
         return {key: _json_value(item) for key, item in value.items()}
