@@ -62,13 +62,7 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
 def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, list[str]]:
     """Any model folder (a trained tagger, an imported RAM, RAM++ or Tag2Text model) in eval mode,
     and its tag names; a clear CheckpointError for anything that does not fit."""
-    meta = read_meta(folder)
-    if meta["config"].get("family", "tagger") == "tagger":
-        return load_tagger(folder, device)
-    config = model_config(meta["config"])
-    model = build_model(config, len(meta["tags"]))
-    _load_weights(model, folder, config.name)
-    return model.to(device).eval(), list(meta["tags"])
+    return _load(folder, read_meta(folder), device)
 
 
 def load_tagger(folder: str | Path, device: str | torch.device = "cpu") -> tuple[Tagger, list[str]]:
@@ -78,6 +72,12 @@ def load_tagger(folder: str | Path, device: str | torch.device = "cpu") -> tuple
     if family != "tagger":
         raise CheckpointError(f"{folder} holds an imported {FAMILY_NAMES.get(family, family)} model, "
                               f"which this command does not take (`tagmill tag` does)")
+    return _load(folder, meta, device)
+
+
+def _load(folder: str | Path, meta: dict[str, Any], device: str | torch.device) -> tuple[nn.Module, list[str]]:
+    """The model a folder's metadata describes (a tagger's text width and caption tokenizer included), its
+    weights loaded."""
     config = model_config(meta["config"])
     text_dim = meta.get("text_dim")
     text = torch.zeros(len(meta["tags"]), text_dim) if text_dim else None
@@ -136,7 +136,7 @@ def save_training_state(folder: str | Path, optimizer: torch.optim.Optimizer, sc
                for index, slots in optimizer_state["state"].items() for name, value in slots.items()
                if isinstance(value, torch.Tensor)}
     meta = {"param_groups": optimizer_state["param_groups"], "scheduler": scheduler.state_dict(), **state}
-    _atomic_write(folder / "optimizer.safetensors", lambda path: save_file(tensors, str(path)))
+    save_tensors(folder / "optimizer.safetensors", tensors)
     _atomic_write(folder / "state.json", lambda path: path.write_text(json.dumps(meta, indent=1)))
 
 

@@ -77,13 +77,6 @@ class TaggedImages:
     logits: np.ndarray  # (images, tags) float32 tag logits before the sigmoid, in the model's tag order
 
 
-def tag_images(model_dir: str, paths: list[str]) -> list[tuple[list[tuple[str, float]], str | None]]:
-    """Per image, the tags scoring at or above their thresholds (highest first, with their scores) and,
-    when the tagger has a caption head, its caption."""
-    tagged = tag_image_files(model_dir, paths)
-    return list(zip(tagged.tags, tagged.captions))
-
-
 def tag_image_files(model_dir: str, paths: list[str]) -> TaggedImages:
     """Tags, captions and raw logits of image files, on the CPU, a batch at a time."""
     tagger = LoadedTagger(model_dir, device="cpu")

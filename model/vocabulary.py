@@ -12,9 +12,9 @@ from tagmill.model.data import ShardError, in_split
 
 def shard_vocabulary(paths: list[str]) -> list[str]:
     """The run's vocab.json next to the shards folder when there is one, else every tag the shards hold."""
-    vocab_file = Path(paths[0]).parent.parent / "vocab.json"
-    if vocab_file.is_file():
-        return list(json.loads(vocab_file.read_text())["tags"])
+    run_vocab = _run_vocab(paths)
+    if run_vocab is not None:
+        return list(run_vocab["tags"])
     tags = sorted({tag for path in paths for row in _column(path, "tags") for tag in row})
     if not tags:
         raise ShardError(f"the shards at {Path(paths[0]).parent} hold no tags to train on")
@@ -24,8 +24,14 @@ def shard_vocabulary(paths: list[str]) -> list[str]:
 def shard_synonyms(paths: list[str]) -> dict[str, list[str]]:
     """The synonyms of the run's vocab.json next to the shards folder, empty without one: how the
     shards' tags map onto the tags of a model trained elsewhere (an imported RAM model)."""
+    run_vocab = _run_vocab(paths)
+    return dict(run_vocab.get("synonyms", {})) if run_vocab is not None else {}
+
+
+def _run_vocab(paths: list[str]) -> dict | None:
+    """The run's vocab.json next to the shards folder, or None."""
     vocab_file = Path(paths[0]).parent.parent / "vocab.json"
-    return dict(json.loads(vocab_file.read_text()).get("synonyms", {})) if vocab_file.is_file() else {}
+    return json.loads(vocab_file.read_text()) if vocab_file.is_file() else None
 
 
 def count_split(paths: list[str], split: str, holdout: float) -> int:

@@ -30,7 +30,7 @@ from tagmill.model.ram.keys import (
     model_keys,
     official_shapes,
 )
-from tagmill.model.ram.swin import resize_position_table
+from tagmill.model.ram.swin import resize_position_table, table_window
 
 CAPTION_BRANCH_FILE = "caption_branch.safetensors"
 _FAMILY_MARKERS = [("reweight_scale", "ram_plus"), ("fc.W", "tag2text"), ("label_embed.weight", "tag2text"),
@@ -176,7 +176,7 @@ def load_official_weights(model: RamTagger, state: State, where: str) -> list[st
     for name, official in model_keys(model).items():
         tensor = state[official]
         if tensor.shape != own[name].shape:  # only a relative-position table gets here (see _check_keys)
-            tensor = resize_position_table(tensor, _table_window(own[name].shape[0]))
+            tensor = resize_position_table(tensor, table_window(own[name].shape[0]))
             tables.append(official)
         mapped[name] = tensor
     model.load_state_dict({**mapped, "thresholds": model.thresholds})
@@ -186,11 +186,6 @@ def load_official_weights(model: RamTagger, state: State, where: str) -> list[st
         notes.append(f"interpolated {len(tables)} relative-position tables to windows of "
                      f"{model.config.swin.window} (or a smaller stage's grid)")
     return notes
-
-
-def _table_window(rows: int) -> int:
-    """The window side of a relative-position table of `rows` rows, (2·window − 1)²."""
-    return (round(rows ** 0.5) + 1) // 2
 
 
 def _check_keys(state: State, expected: dict[str, tuple[int, ...]], model: RamTagger, where: str) -> None:

@@ -20,6 +20,7 @@ from tagmill.model.ram.config import (
     TaggingHeadConfig,
     ram_config,
 )
+from tagmill.model.ram.swin import table_window
 
 State = dict[str, torch.Tensor]
 OFFICIAL_IMAGE_SIZE = 384  # the official inference's input, where the file's buffers do not say
@@ -128,8 +129,7 @@ def _window(state: State, stage: int = 0) -> int:
     index = state.get(_block(stage, 0) + "attn.relative_position_index")
     if index is not None:
         return math.isqrt(index.shape[0])
-    rows = shape(state, _block(stage, 0) + "attn.relative_position_bias_table")[0]
-    return (math.isqrt(rows) + 1) // 2
+    return table_window(shape(state, _block(stage, 0) + "attn.relative_position_bias_table")[0])
 
 
 def _descriptions_per_tag(state: State, num_tags: int) -> int:

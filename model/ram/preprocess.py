@@ -17,7 +17,7 @@ def official_transform(size: int, mean: list[float], std: list[float]) -> Callab
 
 def preprocess(image: Image.Image, size: int, mean: list[float], std: list[float]) -> torch.Tensor:
     """A (3, size, size) float32 tensor, as torchvision's Resize((size, size)), ToTensor and Normalize give."""
-    resized = bilinear_resize(image.convert("RGB"), size, size)
+    resized = bilinear_resize(image if image.mode == "RGB" else image.convert("RGB"), size, size)
     tensor = torch.from_numpy(np.asarray(resized, dtype=np.uint8).copy()).permute(2, 0, 1).float().div(255)
     return (tensor - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
 

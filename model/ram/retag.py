@@ -47,7 +47,6 @@ def retag(model: RamTagger, model_tags: list[str], tags: list[str], synonyms: di
     position = {tag: i for i, tag in enumerate(tags)}
     new_rows, old_rows = [position[t] for t in match.columns], list(match.columns.values())
     fresh = build_family_model(model.config, len(tags))
-    fresh.thresholds.fill_(model.config.default_threshold)
     state = fresh.state_dict()
     for key, value in model.state_dict().items():
         state[key] = _moved(key, value, state[key], new_rows, old_rows, _slots(model.config, key))

@@ -11,6 +11,7 @@ model does it at the end of the previous one, and it recomputes `relative_positi
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -42,9 +43,14 @@ def stage_windows(encoder: SwinEncoder) -> list[int]:
     return [stage.blocks[0].window_size[0] for stage in encoder.swin.layers]
 
 
+def table_window(rows: int) -> int:
+    """The window side of a relative-position table of `rows` rows, (2·window − 1)²."""
+    return (math.isqrt(rows) + 1) // 2
+
+
 def resize_position_table(table: torch.Tensor, window: int) -> torch.Tensor:
     """A relative-position bias table of another window size, interpolated to `window`."""
-    old = round((table.shape[0] ** 0.5 + 1) / 2)
+    old = table_window(table.shape[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # timm's interpolator notes its own tensor layouts
         resized = resize_rel_pos_bias_table(table.float(), new_window_size=(window, window),

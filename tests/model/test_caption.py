@@ -11,7 +11,7 @@ from tagmill.engine.synth.world import SynthConfig, synthesize
 from tagmill.model.caption import train_tokenizer
 from tagmill.model.checkpoint import CheckpointError, load_tagger
 from tagmill.model.config import model_config
-from tagmill.model.predict import tag_images
+from tagmill.model.predict import tag_image_files
 from tagmill.model.tagger import Tagger
 from tagmill.model.train import load_train_config, train
 from tagmill.pipeline.job import run
@@ -70,7 +70,8 @@ def test_training_with_a_caption_head_and_tagging_with_its_caption(tmp_path):
     with tarfile.open(image) as tar:
         member = next(m for m in tar.getmembers() if m.name.endswith(".jpg"))
         (tmp_path / "x.jpg").write_bytes(tar.extractfile(member).read())
-    [(tags, caption)] = tag_images(str(tmp_path / "model"), [str(tmp_path / "x.jpg")])
+    tagged = tag_image_files(str(tmp_path / "model"), [str(tmp_path / "x.jpg")])
+    [(tags, caption)] = zip(tagged.tags, tagged.captions)
     assert isinstance(caption, str)
     meta = json.loads((tmp_path / "model" / "tagger.json").read_text())
     del meta["caption_tokenizer"]

@@ -20,7 +20,7 @@ from tagmill.model.checkpoint import CheckpointError, load_tagger, read_meta, sa
 from tagmill.model.config import model_config
 from tagmill.model.data import SampleDecoder, ShardError, in_split, make_loader, shard_paths
 from tagmill.model.evaluate import calibrate_thresholds, evaluate_checkpoint, predict
-from tagmill.model.predict import tag_images
+from tagmill.model.predict import tag_image_files
 from tagmill.model.tagger import Tagger
 from tagmill.model.train import STATE_DIR, load_train_config, train
 from tagmill.model.vocabulary import count_split
@@ -193,7 +193,8 @@ def test_tagging_image_files_with_the_checkpoint(trained, tmp_path):
         paths.append(tmp_path / f"{index}.jpg")
         paths[-1].write_bytes(jpeg_bytes((48, 40), colour))
     model, tags = load_tagger(model_dir)
-    found = tag_images(str(model_dir), [str(p) for p in paths])
+    tagged = tag_image_files(str(model_dir), [str(p) for p in paths])
+    found = list(zip(tagged.tags, tagged.captions))
     assert len(found) == 2
     for row, caption in found:
         assert caption is None  # no caption head
