@@ -74,6 +74,7 @@ class RunnerConfig:
     name: str = "FnApiRunner"  # Beam runner; FnApiRunner is the embedded default
     workers: int = 1  # FnApiRunner worker processes (multi-process when more than one)
     options: list[str] = field(default_factory=list)  # more Beam pipeline options, passed through
+    break_fusion: bool = False  # reshuffle records before the writer, as runners that split a shard's records do
 
 
 @dataclass

@@ -57,7 +57,9 @@ def build_run(pipeline: beam.Pipeline, tasks: list[ShardTask], config: RunConfig
         statistics = str(Path(shards_dir).parent / CLEAN_STATISTICS)
         records = records | "Clean" >> Clean(config.clean, vocab["tags"], statistics,
                                           _tagger_thresholds(config, vocab))
-    return records | "Write" >> beam.ParDo(WriteShards(shards_dir, sizes, fingerprint))
+    if config.runner.break_fusion:
+        records = records | "BreakFusion" >> beam.Reshuffle()
+    return records | "Write" >> WriteShards(shards_dir, sizes, fingerprint)
 
 
 def _tagger_thresholds(config: RunConfig, vocab: dict) -> dict[str, float]:

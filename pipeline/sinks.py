@@ -11,9 +11,10 @@ import json
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindows
 import pyarrow.parquet as pq
 import webdataset as wds
 
@@ -22,6 +23,7 @@ from tagmill.engine.schema import SCHEMA_VERSION, reject_json, sample_json, samp
 from tagmill.engine.text import find_invalid
 
 TMP_SUFFIX = ".tmp"
+PARTS = "parts"  # records of shards that a bundle ended without, keyed by shard
 
 
 def stats_path(shards_dir: Path, shard: int) -> Path:
@@ -96,13 +98,36 @@ def _jsonl(values) -> bytes:
     return b"".join(_json_bytes(v) + b"\n" for v in values)
 
 
-class WriteShards(beam.DoFn):
-    """Collects each shard's records and writes the shard as soon as all of them have arrived.
+class WriteShards(beam.PTransform):
+    """Writes every shard whole, whatever bundles its records arrive in; yields each shard's stats.
 
-    Records of one input shard come from one reader call, so they arrive within one bundle; the
-    buffer holds at most the shards in flight, not the dataset. A shard still incomplete when its
-    bundle ends means records were lost upstream, and the run fails rather than write it short.
+    Where the runner keeps a shard's records in one bundle (one reader call feeds them, and the steps
+    after it fuse), the shard is written as soon as its last record arrives, so memory holds only the
+    shards in flight. Records of a shard that a bundle ends without (a runner that breaks fusion
+    splits them) leave it keyed by their shard, and a `GroupByKey` brings each such shard together
+    before it is written: the same bytes either way, since a shard is written in input order.
     """
+
+    def __init__(self, shards_dir: str, sizes: dict[int, int], fingerprint: str):
+        super().__init__()
+        self._shards_dir = shards_dir
+        self._sizes = sizes
+        self._fingerprint = fingerprint
+
+    def expand(self, records: beam.PCollection) -> beam.PCollection:
+        written = records | "WriteWhole" >> beam.ParDo(
+            _WriteWholeShards(self._shards_dir, self._sizes, self._fingerprint)).with_outputs(PARTS, main="stats")
+        gathered = (
+            written[PARTS]
+            | "GroupParts" >> beam.GroupByKey()
+            | "WriteGathered" >> beam.Map(_write_gathered, shards_dir=self._shards_dir, sizes=self._sizes,
+                                          fingerprint=self._fingerprint)
+        )
+        return (written.stats, gathered) | "AllStats" >> beam.Flatten()
+
+
+class _WriteWholeShards(beam.DoFn):
+    """Writes each shard whose records all arrive within the bundle; hands on the rest by shard."""
 
     def __init__(self, shards_dir: str, sizes: dict[int, int], fingerprint: str):
         self._shards_dir = shards_dir
@@ -117,11 +142,27 @@ class WriteShards(beam.DoFn):
         records.append(record)
         if len(records) == self._sizes[record.shard]:
             del self._pending[record.shard]
-            stats = write_shard(Path(self._shards_dir), record.shard, records, self._fingerprint)
-            beam.metrics.Metrics.counter("tagmill", "shards_written").inc()
-            yield stats
+            yield _write_counted(self._shards_dir, record.shard, records, self._fingerprint)
 
     def finish_bundle(self):
-        if self._pending:
-            short = {s: f"{len(r)}/{self._sizes[s]}" for s, r in sorted(self._pending.items())}
-            raise RuntimeError(f"shards ended incomplete (records lost upstream): {short}")
+        for shard, records in self._pending.items():
+            beam.metrics.Metrics.counter("tagmill", "shards_gathered_records").inc(len(records))
+            for record in records:
+                yield beam.pvalue.TaggedOutput(PARTS, GlobalWindows.windowed_value((shard, record)))
+        self._pending = {}
+
+
+def _write_gathered(shard_records: tuple[int, Iterable[Record]], shards_dir: str, sizes: dict[int, int],
+                    fingerprint: str) -> dict[str, Any]:
+    """Writes a shard brought together by its key; one that is still short lost records upstream."""
+    shard, records = shard_records[0], list(shard_records[1])
+    if len(records) != sizes[shard]:
+        raise RuntimeError(f"shard {shard} gathered {len(records)} of its {sizes[shard]} records "
+                           "(records lost upstream)")
+    return _write_counted(shards_dir, shard, records, fingerprint)
+
+
+def _write_counted(shards_dir: str, shard: int, records: list[Record], fingerprint: str) -> dict[str, Any]:
+    stats = write_shard(Path(shards_dir), shard, records, fingerprint)
+    beam.metrics.Metrics.counter("tagmill", "shards_written").inc()
+    return stats

@@ -122,15 +122,21 @@ def test_without_clip_rules_only_the_taggers_support_is_judged(world, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_whole_engine_on_two_worker_processes_writes_the_same_shards(world, clip, tmp_path):
+def test_the_whole_engine_writes_the_same_shards_on_every_runner(world, clip, tmp_path):
+    """In-process, on two worker processes with fusion broken before the writer (a shard's records
+    arrive in several bundles), and on Beam's bundle-based direct runner."""
     tags = [t for t in (world / "tags.txt").read_text().splitlines() if t]
     model = save_random_tagger(tmp_path / "model", tags, threshold=0.5)
-    outputs = {}
-    for workers in (1, 2):
-        out = tmp_path / f"workers-{workers}"
-        run(engine_args(world, out, model, *clean_args(world, out, clip)[4:], "--set", "stages=[parse,generate,clean]",
-                        "--set", f"runner.workers={workers}"))
-        outputs[workers] = out
-    assert shard_digests(outputs[2]) == shard_digests(outputs[1])
-    statistics = [(out / "clean_statistics.npz").read_bytes() for out in outputs.values()]
-    assert statistics[0] == statistics[1]
+    runners = {"in-process": [], "split": ["runner.workers=2", "runner.break_fusion=true"],
+               "bundle-based": ["runner.name=BundleBasedDirectRunner"]}
+    reports = {}
+    for name, settings in runners.items():
+        out = tmp_path / name
+        reports[name] = run(engine_args(world, out, model, *clean_args(world, out, clip)[4:],
+                                        "--set", "stages=[parse,generate,clean]",
+                                        *[arg for setting in settings for arg in ("--set", setting)]))
+    assert reports["split"]["beam_counters"]["shards_gathered_records"] > 0
+    for name in ("split", "bundle-based"):
+        assert shard_digests(tmp_path / name) == shard_digests(tmp_path / "in-process")
+        statistics = tmp_path / name / "clean_statistics.npz"
+        assert statistics.read_bytes() == (tmp_path / "in-process" / "clean_statistics.npz").read_bytes()

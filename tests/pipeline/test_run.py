@@ -132,3 +132,16 @@ def test_without_a_vocabulary_one_is_mined(world, tmp_path):
 def test_multi_process_run_gives_the_same_shards(world, first_run, tmp_path):
     run_cli("--input", str(world), "--output", str(tmp_path / "mp"), "--set", "runner.workers=2")
     assert shard_digests(tmp_path / "mp") == shard_digests(first_run)
+
+
+def test_shards_split_across_bundles_are_written_whole(world, first_run, tmp_path):
+    report = run_cli("--input", str(world), "--output", str(tmp_path / "out"),
+                     "--set", "runner.workers=2", "--set", "runner.break_fusion=true")
+    assert report["beam_counters"]["shards_gathered_records"] > 0
+    assert report["conservation"]["ok"]
+    assert shard_digests(tmp_path / "out") == shard_digests(first_run)
+
+
+def test_the_bundle_based_direct_runner_writes_the_same_shards(world, first_run, tmp_path):
+    run_cli("--input", str(world), "--output", str(tmp_path / "out"), "--set", "runner.name=BundleBasedDirectRunner")
+    assert shard_digests(tmp_path / "out") == shard_digests(first_run)
