@@ -9,7 +9,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from tagmill.engine.records import RecordError, Reject
 
@@ -59,11 +59,23 @@ def inspect_image(data: bytes | None, max_pixels: int) -> ImageInfo:
 def _decode(data: bytes, max_pixels: int) -> ImageInfo:
     with Image.open(io.BytesIO(data)) as image:
         _check_pixels(image.size, max_pixels)
-        image.verify()  # checksums (PNG chunk CRCs) that decoding alone skips
+        if not _verifies(image):
+            return _decoded_info(image)
+        image.verify()  # checksums (PNG chunk CRCs) that decoding alone skips; it leaves the image undecodable
     with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        width, height = _displayed_size(image)
-        return ImageInfo(image.format or "", width, height, image.mode)
+        return _decoded_info(image)
+
+
+def _verifies(image: Image.Image) -> bool:
+    """Whether the image's format checks anything in `verify()` (PNG: its chunk CRCs); for the others
+    it only closes the file, and a second opening would be wasted."""
+    return type(image).verify is not ImageFile.ImageFile.verify
+
+
+def _decoded_info(image: Image.Image) -> ImageInfo:
+    image.load()
+    width, height = _displayed_size(image)
+    return ImageInfo(image.format or "", width, height, image.mode)
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:

@@ -13,7 +13,6 @@ from tagmill.engine.config import RunConfig
 from tagmill.engine.parse.mine import TermCounter, TermCounts
 from tagmill.pipeline.sinks import WriteShards
 from tagmill.pipeline.sources import ShardTask, read_shard
-from tagmill.pipeline.stages import Clean, Generate
 from tagmill.pipeline.transforms import CountRecords, ParseCaptions, check_image
 
 EMBEDDED_RUNNER = "FnApiRunner"
@@ -51,15 +50,25 @@ def build_run(pipeline: beam.Pipeline, tasks: list[ShardTask], config: RunConfig
     )
     if "parse" in config.stages:
         records = records | "Parse" >> beam.ParDo(ParseCaptions(vocab))
+    if "generate" in config.stages or "clean" in config.stages:
+        records = _model_stages(records, config, vocab, shards_dir)
+    if config.runner.break_fusion:
+        records = records | "BreakFusion" >> beam.Reshuffle()
+    return records | "Write" >> WriteShards(shards_dir, sizes, fingerprint)
+
+
+def _model_stages(records: beam.PCollection, config: RunConfig, vocab: dict, shards_dir: str) -> beam.PCollection:
+    """Generate and Clean, imported only by runs that have them: Beam's RunInference imports torch,
+    which a parse-only run never loads."""
+    from tagmill.pipeline.stages import Clean, Generate
+
     if "generate" in config.stages:
         records = records | "Generate" >> Generate(config.generate, vocab)
     if "clean" in config.stages:
         statistics = str(Path(shards_dir).parent / CLEAN_STATISTICS)
         records = records | "Clean" >> Clean(config.clean, vocab["tags"], statistics,
                                           _tagger_thresholds(config, vocab))
-    if config.runner.break_fusion:
-        records = records | "BreakFusion" >> beam.Reshuffle()
-    return records | "Write" >> WriteShards(shards_dir, sizes, fingerprint)
+    return records
 
 
 def _tagger_thresholds(config: RunConfig, vocab: dict) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Writing output shards: `NNNNN.tar` (webdataset), `NNNNN.parquet`, `NNNNN_rejects.jsonl`, `NNNNN_stats.json`.
+"""Writing output shards: `NNNNN.tar` (webdataset's layout), `NNNNN.parquet`, `NNNNN_rejects.jsonl`, `NNNNN_stats.json`.
 
 Every file is written under a temporary name and renamed when complete, the stats file last, so a
 shard whose stats exist is whole: a rerun skips it. Nothing varies between runs (no timestamps), so
@@ -16,11 +16,11 @@ from typing import Any, Iterable, Iterator
 import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindows
 import pyarrow.parquet as pq
-import webdataset as wds
 
 from tagmill.engine.records import Record, Reject
 from tagmill.engine.schema import SCHEMA_VERSION, reject_json, sample_json, samples_table
 from tagmill.engine.text import find_invalid
+from tagmill.engine.webdataset_tar import write_tar
 
 TMP_SUFFIX = ".tmp"
 PARTS = "parts"  # records of shards that a bundle ended without, keyed by shard
@@ -37,7 +37,8 @@ def write_shard(shards_dir: Path, shard: int, records: list[Record], fingerprint
     kept = [r for r in records if not r.rejected]
     rejected = [r for r in records if r.rejected]
     name = f"{shard:05d}"
-    _atomic(shards_dir / f"{name}.tar", lambda f: _write_tar(f, kept, encoded))
+    _atomic(shards_dir / f"{name}.tar",
+            lambda f: write_tar(f, ((r.id, {r.image_ext: r.image, "json": encoded[id(r)]}) for r in kept)))
     _atomic(shards_dir / f"{name}.parquet", lambda f: pq.write_table(samples_table(kept), f))
     _atomic(shards_dir / f"{name}_rejects.jsonl", lambda f: f.write(_jsonl(reject_json(r) for r in rejected)))
     stats = _stats(shard, records, kept, rejected, fingerprint)
@@ -60,12 +61,6 @@ def _encoded_samples(records: list[Record]) -> dict[int, bytes]:
         except UnicodeEncodeError:
             record.reject(Reject.TEXT_NOT_UTF8, find_invalid(sample, "the sample's output", repairable=False))
     return encoded
-
-
-def _write_tar(stream, records: list[Record], encoded: dict[int, bytes]) -> None:
-    with wds.TarWriter(stream, encoder=False, mtime=0) as sink:
-        for record in records:
-            sink.write({"__key__": record.id, record.image_ext: record.image, "json": encoded[id(record)]})
 
 
 def _stats(shard: int, records: list[Record], kept: list[Record], rejected: list[Record],

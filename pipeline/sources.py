@@ -226,6 +226,8 @@ def _add_member(groups: list[_TarGroup], member: tarfile.TarInfo) -> None:
 
 
 def _member_key(name: str) -> str:
+    if "/" not in name:  # the usual flat tar, without the cost of a path object per member
+        return name.split(".", 1)[0]
     base = PurePosixPath(name)
     stem = base.name.split(".", 1)[0]
     return str(base.parent / stem) if str(base.parent) != "." else stem
@@ -251,11 +253,12 @@ def _fill_from_members(record: Record, tar: tarfile.TarFile, members: list[tarfi
 
 def _checked_extension(member: tarfile.TarInfo) -> str:
     name = member.name
-    if name.startswith("/") or ".." in PurePosixPath(name).parts or "\\" in name:
+    path = PurePosixPath(name) if "/" in name else None
+    if name.startswith("/") or ".." in (path.parts if path else (name,)) or "\\" in name:
         raise RecordError(Reject.PATH_UNSAFE, f"tar member {name!r} has an absolute or parent path")
     if not member.isfile():
         raise RecordError(Reject.MEMBER_UNEXPECTED, f"tar member {name!r} is a link or device, not a file")
-    parts = PurePosixPath(name).name.split(".", 1)
+    parts = (path.name if path else name).split(".", 1)
     return parts[1].lower() if len(parts) > 1 else ""
 
 

@@ -64,9 +64,35 @@ def test_engine_works_without_torch(tmp_path):
     assert "tagmill.engine.parse.parser" in modules and leaked == []
 
 
+def test_the_engine_loads_no_torch_where_torch_is_installed(tmp_path):
+    """spaCy loads without torch (thinc would import it), and shards are written without webdataset."""
+    _, leaked = imported_and_leaked("tagmill.engine", ("torch", "webdataset"), tmp_path)
+    assert leaked == []
+
+
+PARSE_ONLY_RUN = textwrap.dedent("""
+    import sys
+    from tagmill.pipeline.cli import main
+
+    assert main(["synth", "--out", "world", "--n", "40", "--shard-size", "20"]) == 0
+    assert main(["run", "--input", "world", "--output", "out"]) == 0
+    print(",".join(m for m in ("torch", "webdataset", "timm", "transformers", "open_clip", "faiss") if m in sys.modules))
+    import torch, thinc.compat
+    print(torch.ones(1).item(), thinc.compat.has_torch)
+""")
+
+
+def test_a_parse_only_run_loads_nothing_of_the_model_stack(tmp_path):
+    result = python(PARSE_ONLY_RUN, tmp_path)
+    assert result.returncode == 0, result.stderr
+    leaked, after = result.stdout.splitlines()[-2:]
+    assert leaked == ""
+    assert after == "1.0 False"  # torch imports afterwards; spaCy was loaded without it
+
+
 def test_engine_source_never_imports_torch_or_beam():
     engine = Path(__file__).resolve().parents[1] / "engine"
-    offending = [f"{path.name}:{number}" for path in sorted(engine.glob("*.py"))
+    offending = [f"{path.name}:{number}" for path in sorted(engine.rglob("*.py"))
                  for number, line in enumerate(path.read_text().splitlines(), start=1)
                  if line.lstrip().startswith(("import torch", "from torch", "import apache_beam", "from apache_beam"))]
     assert offending == []

@@ -7,15 +7,18 @@ plurals, and the lookup lemmatizer everything else.
 
 from __future__ import annotations
 
+import gzip
 from functools import lru_cache
+from pathlib import Path
+from typing import BinaryIO
 
+import ijson
 from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.util import load_language_data, registry
 
 # Inflections that make a noun into a verb form or a comparative rather than a plural.
 _NON_PLURAL_ENDINGS = ("ing", "ed", "er", "est")
 COMMON_WORD = -13.5  # log probability: "tug" (-13.4) is common, "ana" (-15.5) is not
-_UNKNOWN_PROBABILITY = -20.0
 # Words whose classes are kept once looked up: the parse rules ask about the same few words again and again.
 WORD_CACHE = 1 << 16
 
@@ -193,17 +196,29 @@ def compound_splits(word: str, shortest: int = 3) -> list[tuple[str, str]]:
 
 
 def _compound_half(word: str) -> bool:
-    return is_noun(word) and not is_adverb(word) and not is_plural(word) and word_probability(word) >= COMMON_WORD
-
-
-def word_probability(word: str) -> float:
-    """The log probability spaCy's English tables give the word (very low when unknown)."""
-    return _probabilities().get(word.lower(), _UNKNOWN_PROBABILITY)
+    return is_noun(word) and not is_adverb(word) and not is_plural(word) and word.lower() in common_words()
 
 
 @lru_cache(maxsize=1)
-def _probabilities() -> dict[str, float]:
-    return _english_table("lexeme_prob")
+def common_words() -> frozenset[str]:
+    """The words whose log probability in spaCy's English unigram table is COMMON_WORD or more.
+
+    The table lists a million words from the most to the least probable, so it is streamed and read
+    only down to the first word below COMMON_WORD (some twenty thousand), not loaded whole.
+    """
+    words = set()
+    with _open_table("lexeme_prob") as table:
+        for word, probability in ijson.kvitems(table, "", use_float=True):
+            if probability < COMMON_WORD:
+                break
+            words.add(word)
+    return frozenset(words)
+
+
+def _open_table(name: str) -> BinaryIO:
+    """A table of spacy-lookups-data as a byte stream (it ships them gzipped, as `load_language_data` reads them)."""
+    path = Path(registry.lookups.get("en")[name])
+    return open(path, "rb") if path.exists() else gzip.open(path.with_name(path.name + ".gz"))
 
 
 def dotted_initialism(word: str) -> list[str]:

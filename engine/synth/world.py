@@ -26,7 +26,6 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import webdataset as wds
 
 from tagmill.engine.synth.plan import (
     COLOURS,
@@ -44,6 +43,7 @@ from tagmill.engine.synth.plan import (
     world_vocabulary,
 )
 from tagmill.engine.synth.render import make_texture_bank, render_jpeg
+from tagmill.engine.webdataset_tar import write_tar
 
 __all__ = [
     "COLOURS", "SCENE_PHRASES", "SCENES", "SHAPES", "WORLD_TAGS", "Mention", "SamplePlan", "SynthConfig",
@@ -114,10 +114,9 @@ def _write_shard(out: Path, shard: int, records: list[_Record]) -> Path:
 
 def _write_tar(path: Path, records: list[_Record]) -> None:
     """Members in key order, jpg/json/txt per key, with a fixed mtime so reruns are byte-identical."""
-    with open(path, "wb") as stream, wds.TarWriter(stream, encoder=False, mtime=0) as writer:
-        for r in records:
-            writer.write({"__key__": r.key, "jpg": r.jpg, "json": json.dumps(r.meta, indent=4).encode(),
-                          "txt": r.meta["caption"].encode("utf-8")})
+    with open(path, "wb") as stream:
+        write_tar(stream, ((r.key, {"jpg": r.jpg, "json": json.dumps(r.meta, indent=4).encode(),
+                                    "txt": r.meta["caption"].encode("utf-8")}) for r in records))
 
 
 def _stats(count: int) -> str:

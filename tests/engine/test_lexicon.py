@@ -68,8 +68,11 @@ def test_compound_splits_want_two_common_nouns():
     assert lexicon.compound_splits("handshake") == [("hand", "shake")]  # not "hands hake"
 
 
-def test_word_probability():
-    assert lexicon.word_probability("the") > lexicon.word_probability("giraffe") > lexicon.word_probability("xqzv")
+def test_common_words_are_every_word_of_the_whole_table_at_or_above_the_cut():
+    """Only the head of the table (sorted by probability) is read; the whole of it agrees."""
+    table = lexicon._english_table("lexeme_prob")
+    assert lexicon.common_words() == {word for word, p in table.items() if p >= lexicon.COMMON_WORD}
+    assert {"the", "giraffe", "tug"} <= lexicon.common_words() and "ana" not in lexicon.common_words()
 
 
 def test_dotted_initialism():
