@@ -2,13 +2,16 @@
 
 Samples are split into training and held-out by a stable hash of their key, so every epoch, worker
 and rerun agrees on the split without a split file. A sample whose image will not decode is
-skipped and counted, never a crash.
+skipped and counted, never a crash. Training on several processes deals each its own shards
+(`share_shards`), and every process cuts its share into the same number of batches.
 """
 
 from __future__ import annotations
 
 import glob
+import itertools
 import json
+import math
 import random
 import zlib
 from dataclasses import dataclass, field
@@ -149,6 +152,14 @@ def collate(items: list) -> Batch:
 def make_loader(paths: list[str], decoder: SampleDecoder, batch_size: int, split: str, holdout: float,
                 workers: int = 0, shuffle_seed: int | None = None) -> DataLoader:
     """Batches of one split; with `shuffle_seed`, shards and samples are shuffled deterministically."""
+    return DataLoader(_split_pipeline(paths, decoder, split, holdout, shuffle_seed), batch_size=batch_size,
+                      num_workers=workers, collate_fn=collate, worker_init_fn=_single_thread_worker,
+                      persistent_workers=False)
+
+
+def _split_pipeline(paths: list[str], decoder: SampleDecoder, split: str, holdout: float,
+                    shuffle_seed: int | None) -> wds.DataPipeline:
+    """One split's decoded samples, each DataLoader worker reading its own shards."""
     stages = [wds.SimpleShardList(paths)]
     if shuffle_seed is not None:
         stages.append(wds.shuffle(len(paths), rng=random.Random(shuffle_seed)))
@@ -157,9 +168,7 @@ def make_loader(paths: list[str], decoder: SampleDecoder, batch_size: int, split
     if shuffle_seed is not None:
         stages.append(wds.shuffle(2000, initial=500, rng=random.Random(shuffle_seed + 1)))
     stages.append(wds.map(_MarkSkipped(decoder)))
-    dataset = wds.DataPipeline(*stages)
-    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate,
-                      worker_init_fn=_single_thread_worker, persistent_workers=False)
+    return wds.DataPipeline(*stages)
 
 
 def _single_thread_worker(_: int) -> None:
@@ -168,3 +177,64 @@ def _single_thread_worker(_: int) -> None:
 
 def iterate_batches(loader: DataLoader) -> Iterator[Batch]:
     yield from loader
+
+
+# ---- several processes: each its own shards, all the same number of batches -------------------
+
+@dataclass(frozen=True)
+class Share:
+    """One process's part of the training split: its shards, their training samples, and the number of
+    batches every process takes per epoch."""
+
+    shards: list[str]
+    samples: int
+    batches: int
+
+
+def share_shards(paths: list[str], counts: list[int], processes: int, batch_size: int) -> list[Share]:
+    """The shards dealt out to `processes`, each shard (with its `counts` training samples) to one.
+
+    Shards go largest first to the share with the fewest samples so far, which evens the shares as far
+    as whole shards allow. DistributedDataParallel hangs when processes take different numbers of
+    steps, so every share is cut into the same number of batches, as many as the largest needs at
+    `batch_size`; a smaller share's batches are smaller, and every sample is trained on once an epoch."""
+    members: list[list[str]] = [[] for _ in range(processes)]
+    loads = [0] * processes
+    for count, path in sorted(zip(counts, paths), key=lambda item: (-item[0], item[1])):
+        lightest = loads.index(min(loads))
+        members[lightest].append(path)
+        loads[lightest] += count
+    batches = math.ceil(max(loads) / batch_size)
+    if min(loads) < max(batches, 1):
+        raise ShardError(f"{len(paths)} shards of {sum(counts)} training samples cannot be shared by {processes} "
+                         f"processes: one would get {min(loads)} samples for its {batches} batches an epoch "
+                         f"(write more, smaller shards, or train on fewer processes)")
+    return [Share(sorted(shards), load, batches) for shards, load in zip(members, loads)]
+
+
+def share_batches(share: Share, decoder: SampleDecoder, holdout: float, workers: int,
+                  shuffle_seed: int) -> Iterator[Batch]:
+    """A share's training samples, shuffled, in its `batches` batches of sizes that differ by at most one.
+
+    The workers hand over single samples, which this process cuts into batches: a worker's own
+    batches would end short wherever its shards do."""
+    prefetch = max(2, math.ceil(2 * share.samples / share.batches / workers)) if workers else None
+    samples = DataLoader(_split_pipeline(share.shards, decoder, "train", holdout, shuffle_seed), batch_size=None,
+                         num_workers=workers, worker_init_fn=_single_thread_worker, prefetch_factor=prefetch)
+    sizes = [share.samples // share.batches + (i < share.samples % share.batches) for i in range(share.batches)]
+    return _cut(iter(samples), sizes, share)
+
+
+def _cut(samples: Iterator, sizes: list[int], share: Share) -> Iterator[Batch]:
+    for size in sizes:
+        items = list(itertools.islice(samples, size))
+        if len(items) < size:
+            raise _miscounted(share)
+        yield collate(items)
+    if next(samples, None) is not None:
+        raise _miscounted(share)
+
+
+def _miscounted(share: Share) -> ShardError:
+    return ShardError(f"the shards {', '.join(share.shards)} hold other training samples than the {share.samples} "
+                      f"their Parquet files list, so this process cannot take as many batches as the others")

@@ -40,6 +40,15 @@ def predict(model: torch.nn.Module, loader, device: torch.device, autocast: bool
     return Predictions(np.concatenate(scores), np.concatenate(targets), keys, skipped)
 
 
+def merge_predictions(parts: list[Predictions]) -> Predictions:
+    """Predictions on several processes' samples as one, in key order, whatever the processes were."""
+    keys = [key for part in parts for key in part.keys]
+    order = np.argsort(np.array(keys, dtype=str), kind="stable")
+    return Predictions(np.concatenate([part.scores for part in parts])[order],
+                       np.concatenate([part.targets for part in parts])[order], [keys[i] for i in order],
+                       sum(part.skipped for part in parts))
+
+
 def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
     """Mean over tags with at least one positive of their average precision."""
     present = targets.sum(axis=0) > 0

@@ -9,8 +9,9 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -21,11 +22,14 @@ from tqdm import tqdm
 from tagmill.engine.config import SHIPPED_CONFIGS, ConfigError, load_dataclass
 from tagmill.model.checkpoint import load_training_state, save_tagger, save_training_state
 from tagmill.model.config import ModelConfig, model_config
-from tagmill.model.data import SampleDecoder, iterate_batches, make_loader, shard_paths
+from tagmill.model.data import (Batch, SampleDecoder, iterate_batches, make_loader, shard_paths, share_batches,
+                                share_shards)
+from tagmill.model.distributed import World, launch, launched, process_group
 from tagmill.model.factory import sample_decoder
-from tagmill.model.evaluate import THRESHOLD_METHODS, calibrate_thresholds, predict, tag_metrics
+from tagmill.model.evaluate import (THRESHOLD_METHODS, Predictions, calibrate_thresholds, merge_predictions, predict,
+                                    tag_metrics)
 from tagmill.model.tagger import Tagger
-from tagmill.model.vocabulary import count_split, shard_captions, shard_vocabulary
+from tagmill.model.vocabulary import shard_captions, shard_vocabulary, split_counts
 
 log = logging.getLogger(__name__)
 STATE_DIR = "checkpoints/last"
@@ -50,6 +54,8 @@ class TrainConfig:
     accumulate: int = 1  # gradient accumulation steps per optimizer step
     bf16: bool = True  # autocast to bfloat16 on CUDA
     device: str = "auto"  # auto, cpu, cuda
+    nproc: int = 1  # processes on this machine training together (DistributedDataParallel), each on its own GPU
+    # or on the CPU; batch_size is per process. Under torchrun its processes train, whatever this says
     threads: int | None = None  # torch threads on the CPU while training; null: one per core this process may use
     workers: int = 2  # data loader processes
     holdout: float = 0.1  # share of samples held out for metrics and threshold calibration
@@ -69,6 +75,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.thresholds not in THRESHOLD_METHODS:
             raise ConfigError(f"train.thresholds must be one of {THRESHOLD_METHODS}, not {self.thresholds!r}")
+        if self.nproc < 1:
+            raise ConfigError(f"train.nproc must be 1 or more, not {self.nproc}")
 
 
 def load_train_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
@@ -102,21 +110,28 @@ def pick_device(requested: str) -> torch.device:
     return torch.device("cpu")
 
 
-def train(shards: str | Path, out_dir: str | Path, config: TrainConfig) -> dict:
-    """Train (or resume) a tagger on the shards; writes the checkpoint, metrics.jsonl and train.json."""
-    with cpu_threads(config.threads):
-        return _train(shards, out_dir, config)
+def train(shards: str | Path, out_dir: str | Path, config: TrainConfig) -> dict | None:
+    """Train (or resume) a tagger on the shards; writes the checkpoint, metrics.jsonl and train.json.
+
+    Under torchrun each process trains on its own share of the shards (DistributedDataParallel); without
+    it, `nproc` > 1 starts that many such processes on this machine. The first process returns the
+    summary, the others None."""
+    if config.nproc > 1 and not launched():
+        return launch(config.nproc, train, shards, out_dir, config)
+    with process_group(pick_device(config.device)) as world, cpu_threads(config.threads, world.local_size):
+        return _train(shards, out_dir, config, world)
 
 
 @contextlib.contextmanager
-def cpu_threads(count: int | None):
-    """Torch's CPU threads set to `count` (None: the cores this process may use) for the block, then restored.
+def cpu_threads(count: int | None, processes: int = 1):
+    """Torch's CPU threads set to `count` for the block, then restored; None: the cores this process may
+    use, shared out among the `processes` training on this machine.
 
     The order in which CPU kernels sum depends on the thread count, and with it the trained weights,
     so training sets the count itself rather than inherit whatever the process set before (the
     embedded Beam runner's inference limits it to `generate.cpu_threads`)."""
     before = torch.get_num_threads()
-    torch.set_num_threads(count or _usable_cores())
+    torch.set_num_threads(count or max(1, _usable_cores() // processes))
     try:
         yield
     finally:
@@ -129,18 +144,18 @@ def _usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def _train(shards: str | Path, out_dir: str | Path, config: TrainConfig) -> dict:
-    torch.manual_seed(config.seed)
+def _train(shards: str | Path, out_dir: str | Path, config: TrainConfig, world: World) -> dict | None:
+    config = replace(config, nproc=world.size)  # the summary records how many processes trained
+    torch.manual_seed(world.seed(config.seed))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = shard_paths(shards)
     tags = shard_vocabulary(paths)
-    device = pick_device(config.device)
     model = _initial_model(tags, config, paths)
     if config.grad_checkpointing:
         _checkpoint_activations(model)
-    model = model.to(device)
-    run = _Run(config, model, paths, tags, device, out)
+    model = model.to(world.device)
+    run = _Run(config, model, paths, tags, world, out)
     run.fit()
     return run.finish()
 
@@ -200,23 +215,31 @@ def _load_initial_weights(model: Tagger, tags: list[str], folder: str) -> None:
 
 
 class _Run:
-    """One training run's state: model, optimizer, schedule, data, and where it writes."""
+    """One training run's state: model, optimizer, schedule, data, and where it writes.
 
-    def __init__(self, config: TrainConfig, model: Tagger, paths: list[str], tags: list[str],
-                 device: torch.device, out: Path):
-        self.config, self.model, self.paths, self.tags, self.device, self.out = config, model, paths, tags, device, out
+    On several processes the model trains under DistributedDataParallel, each process on its own share
+    of the shards (`data.share_shards`) in as many batches as every other. Every process loads the same
+    checkpoint to resume; the first alone writes checkpoints, metrics and the model, and evaluates on
+    the held-out predictions of every process's shards."""
+
+    def __init__(self, config: TrainConfig, model: Tagger, paths: list[str], tags: list[str], world: World,
+                 out: Path):
+        self.config, self.model, self.tags, self.world, self.out = config, model, tags, world, out
+        self.device = world.device
         loss = AsymmetricLossMultiLabel(gamma_neg=config.loss.gamma_neg, gamma_pos=config.loss.gamma_pos,
                                         clip=config.loss.clip)
-        self.wrapped = TaggerWithLoss(model, loss)
+        self.wrapped = world.synchronized(TaggerWithLoss(model, loss))
         self.optimizer = torch.optim.AdamW(_parameter_groups(model, config.weight_decay), lr=config.lr)
-        self.train_samples = count_split(paths, "train", config.holdout)
+        counts = split_counts(paths, "train", config.holdout)
+        self.train_samples = sum(counts)
         if self.train_samples == 0:
             raise ValueError(f"no training samples in {len(paths)} shards")
-        steps_per_epoch = math.ceil(math.ceil(self.train_samples / config.batch_size) / config.accumulate)
-        self.total_steps = steps_per_epoch * config.epochs
+        self.share = share_shards(paths, counts, world.size, config.batch_size)[world.rank]
+        self.total_steps = math.ceil(self.share.batches / config.accumulate) * config.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _warmup_cosine(config.warmup_steps,
                                                                                           self.total_steps))
         self.state = {"epoch": 0, "batches_done": 0, "step": 0, "skipped": 0}
+        self.skipped_uncounted = 0  # this process's skipped samples not yet in state["skipped"]
         self._resume()
 
     def _decoder(self, train: bool) -> SampleDecoder:
@@ -231,7 +254,8 @@ class _Run:
 
         self.model.load_state_dict(load_file(str(folder / "model.safetensors")))
         self.state = load_training_state(folder, self.optimizer, self.scheduler)
-        log.warning("resuming from %s at epoch %d, step %d", folder, self.state["epoch"], self.state["step"])
+        if self.world.main:
+            log.warning("resuming from %s at epoch %d, step %d", folder, self.state["epoch"], self.state["step"])
 
     def fit(self) -> None:
         for epoch in range(self.state["epoch"], self.config.epochs):
@@ -239,18 +263,18 @@ class _Run:
             metrics = self._evaluate(epoch)
             self.state.update(epoch=epoch + 1, batches_done=0)
             self._checkpoint()
-            with open(self.out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(metrics) + "\n")
+            if self.world.main:
+                with open(self.out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(metrics) + "\n")
 
     def _epoch(self, epoch: int) -> None:
         self.model.train()
-        random.seed(self.config.seed * 1000 + epoch)  # augmentation in this process (workers: 0); workers seed their own
-        loader = make_loader(self.paths, self._decoder(train=True), self.config.batch_size, "train",
-                             self.config.holdout, self.config.workers, shuffle_seed=self.config.seed * 1000 + epoch)
-        bar = tqdm(total=self.train_samples, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="img",
-                   mininterval=1.0, disable=None)
+        seed = self.world.seed(self.config.seed * 1000 + epoch)
+        random.seed(seed)  # augmentation in this process (workers: 0); workers seed their own
+        bar = tqdm(total=self.share.samples, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="img",
+                   mininterval=1.0, disable=None if self.world.main else True)
         started = time.perf_counter()
-        for index, batch in enumerate(iterate_batches(loader)):
+        for index, batch in enumerate(self._train_batches(seed)):
             bar.update(len(batch.keys))
             if index < self.state["batches_done"]:
                 continue  # already trained on before the interruption
@@ -260,16 +284,32 @@ class _Run:
             self._optimizer_step()  # the epoch's last, partial accumulation group
         bar.close()
 
+    def _train_batches(self, seed: int) -> Iterator[Batch]:
+        """This process's training batches of an epoch: in a world of one, batched by the loader's workers."""
+        decoder = self._decoder(train=True)
+        if self.world.size > 1:
+            return share_batches(self.share, decoder, self.config.holdout, self.config.workers, seed)
+        return iterate_batches(make_loader(self.share.shards, decoder, self.config.batch_size, "train",
+                                           self.config.holdout, self.config.workers, shuffle_seed=seed))
+
     def _step(self, batch, index: int) -> float:
         autocast = self.config.bf16 and self.device.type == "cuda"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
-            loss = self.wrapped(batch.images.to(self.device), batch.targets.to(self.device), batch.captions)
-        (loss / self.config.accumulate).backward()
+        with self._gradient_sync(index):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss = self.wrapped(batch.images.to(self.device), batch.targets.to(self.device), batch.captions)
+            (loss / self.config.accumulate).backward()
         self.state["batches_done"] = index + 1
-        self.state["skipped"] += batch.skipped
+        self.skipped_uncounted += batch.skipped
         if (index + 1) % self.config.accumulate == 0:
             self._optimizer_step()
         return float(loss.detach())
+
+    def _gradient_sync(self, index: int):
+        """No gradient all-reduce before the last batch of an accumulation group (or of the epoch)."""
+        last = (index + 1) % self.config.accumulate == 0 or index + 1 == self.share.batches
+        if last or self.world.size == 1:
+            return contextlib.nullcontext()
+        return self.wrapped.no_sync()
 
     def _optimizer_step(self) -> None:
         self.optimizer.step()
@@ -279,19 +319,36 @@ class _Run:
         if self.state["step"] % self.config.checkpoint_every == 0:
             self._checkpoint()
 
+    def _count_skipped(self) -> None:
+        """Every process's skipped samples since the last count into the state (all processes at once)."""
+        self.state["skipped"] += self.world.sum(self.skipped_uncounted)
+        self.skipped_uncounted = 0
+
     def _checkpoint(self) -> None:
+        self._count_skipped()
+        if not self.world.main:
+            return
         folder = self.out / STATE_DIR
         save_tagger(self.model, folder, self.tags)
         save_training_state(folder, self.optimizer, self.scheduler, self.state)
 
-    def _holdout_predictions(self):
-        loader = make_loader(self.paths, self._decoder(train=False), self.config.batch_size * 2, "holdout",
+    def _holdout_predictions(self) -> Predictions | None:
+        """Predictions on the held-out samples of every process's shards, in the first process (None in the
+        others)."""
+        self.world.align_buffers(self.model)  # every process predicts with the model the first one saves
+        loader = make_loader(self.share.shards, self._decoder(train=False), self.config.batch_size * 2, "holdout",
                              self.config.holdout, self.config.workers)
         autocast = self.config.bf16 and self.device.type == "cuda"
-        return predict(self.model, loader, self.device, autocast)
+        found = predict(self.model, loader, self.device, autocast)
+        if self.world.size == 1:
+            return found
+        parts = self.world.gather(found)
+        return merge_predictions(parts) if self.world.main else None
 
-    def _evaluate(self, epoch: int) -> dict:
+    def _evaluate(self, epoch: int) -> dict | None:
         found = self._holdout_predictions()
+        if found is None:
+            return None
         metrics = tag_metrics(found.scores, found.targets, self.model.thresholds.cpu().numpy(), self.tags)
         metrics.pop("per_tag")
         return {"epoch": epoch + 1, "step": self.state["step"], "lr": self.scheduler.get_last_lr()[0], **metrics}
@@ -302,9 +359,13 @@ class _Run:
             return self.model.config.default_threshold
         return self.model.thresholds.cpu().numpy()
 
-    def finish(self) -> dict:
-        """Calibrate thresholds on the held-out split, write the final checkpoint and its summary."""
+    def finish(self) -> dict | None:
+        """Calibrate thresholds on the held-out split, write the final checkpoint and its summary (the first
+        process; the others return None)."""
         found = self._holdout_predictions()
+        self._count_skipped()
+        if found is None:
+            return None
         thresholds = calibrate_thresholds(found.scores, found.targets, self._uncalibrated_thresholds(),
                                           self.config.min_support, method=self.config.thresholds)
         self.model.thresholds.copy_(torch.from_numpy(thresholds))

@@ -35,7 +35,12 @@ def _run_vocab(paths: list[str]) -> dict | None:
 
 
 def count_split(paths: list[str], split: str, holdout: float) -> int:
-    return sum(in_split(key, split, holdout) for path in paths for key in _column(path, "id"))
+    return sum(split_counts(paths, split, holdout))
+
+
+def split_counts(paths: list[str], split: str, holdout: float) -> list[int]:
+    """Each shard's number of samples in `split`."""
+    return [sum(in_split(key, split, holdout) for key in _column(path, "id")) for path in paths]
 
 
 def _column(tar_path: str, name: str) -> list:

@@ -256,6 +256,8 @@ def _rounds(args) -> None:
 def _add_train(commands) -> None:
     sub = _command(commands, "train", _train, "Train a tagging model on the shards a run wrote.")
     _training_arguments(sub, "model folder (resumes when it holds a checkpoint)", "train/tiny.yaml")
+    sub.add_argument("--nproc", type=int, help="processes (GPUs) on this machine training together; "
+                     "default: the config's nproc. Under torchrun, torchrun's processes train")
 
 
 def _training_arguments(sub: argparse.ArgumentParser, out_help: str, config_example: str) -> None:
@@ -268,7 +270,11 @@ def _training_arguments(sub: argparse.ArgumentParser, out_help: str, config_exam
 def _train(args) -> None:
     from tagmill.model.train import load_train_config, train
 
-    summary = train(args.shards, args.out, load_train_config(args.config, args.set))
+    nproc = [f"nproc={args.nproc}"] if args.nproc is not None else []
+    config = load_train_config(args.config, args.set + nproc)
+    summary = train(args.shards, args.out, config)
+    if summary is None:
+        return  # a process under torchrun other than the first
     holdout = summary["holdout"]
     print(f"trained on {summary['train_samples']} samples: held-out mAP {holdout['mAP']:.3f}, "
           f"micro F1 {holdout['micro_f1']:.3f}; model in {args.out}")

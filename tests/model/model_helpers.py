@@ -85,3 +85,21 @@ def write_tar(path: Path, members: dict[str, bytes]) -> Path:
     ids = sorted({name.split(".", 1)[0] for name in members})
     pq.write_table(pa.table({"id": ids}), path.with_suffix(".parquet"))
     return path
+
+
+COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (40, 60, 220)}
+
+
+def write_run(folder: Path, shard_sizes: list[int]) -> Path:
+    """A run's output as training reads it: `shards/` with tars of the given sizes, each sample a plain
+    image of one colour tagged with the colour's name, and the run's vocab.json with those tags."""
+    (folder / "shards").mkdir(parents=True)
+    for shard, size in enumerate(shard_sizes):
+        members = {}
+        for index in range(size):
+            colour = list(COLOURS)[index % len(COLOURS)]
+            members[f"{shard:02d}{index:04d}.jpg"] = jpeg_bytes((32, 32), COLOURS[colour])
+            members[f"{shard:02d}{index:04d}.json"] = shard_json([colour])
+        write_tar(folder / "shards" / f"{shard:05d}.tar", members)
+    (folder / "vocab.json").write_text(json.dumps({"tags": list(COLOURS)}))
+    return folder
