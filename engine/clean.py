@@ -16,13 +16,17 @@ judged on its own (`decide`), so the memory of fitting does not grow with the da
 from __future__ import annotations
 
 import hashlib
-import os
+import io
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from tagmill.engine import storage
+
 MIN_POINTS_PER_CLUSTER = 10
+log = logging.getLogger(__name__)
 
 
 class Rule:
@@ -108,13 +112,15 @@ def sample_priority(sample_id: str, tag: str, seed: int) -> int:
     return int.from_bytes(digest, "big")
 
 
-def fit_tag_statistics(similarities: np.ndarray, embeddings: np.ndarray, rules: CleanRules) -> TagStatistics:
-    """Threshold and clusters of one tag from (a bounded sample of) the samples that carry it."""
+def fit_tag_statistics(similarities: np.ndarray, embeddings: np.ndarray, rules: CleanRules,
+                       gpu: bool = False) -> TagStatistics:
+    """Threshold and clusters of one tag from (a bounded sample of) the samples that carry it; k-means on
+    the GPU with `gpu` (a faiss GPU build)."""
     stats = TagStatistics()
     if rules.similarity.enabled:
         stats.similarity_threshold = similarity_threshold(similarities, rules.similarity)
     if rules.outliers.enabled and len(embeddings) >= rules.outliers.min_samples:
-        stats.centroids, stats.cutoff = fit_clusters(embeddings, rules.outliers, rules.seed)
+        stats.centroids, stats.cutoff = fit_clusters(embeddings, rules.outliers, rules.seed, gpu)
     return stats
 
 
@@ -129,18 +135,33 @@ def similarity_threshold(similarities: np.ndarray, config: SimilarityRuleConfig)
     return max(float(config.floor), median - config.deviations * spread)
 
 
-def fit_clusters(embeddings: np.ndarray, config: OutlierRuleConfig, seed: int) -> tuple[np.ndarray, float]:
+def fit_clusters(embeddings: np.ndarray, config: OutlierRuleConfig, seed: int,
+                 gpu: bool = False) -> tuple[np.ndarray, float]:
     """k-means centroids of a tag's image embeddings and the distance its farthest share lies beyond."""
     import faiss
 
     points = _unit(embeddings)
     k = max(1, min(config.clusters, len(points) // MIN_POINTS_PER_CLUSTER))
     kmeans = faiss.Kmeans(points.shape[1], k, niter=config.iterations, seed=seed, spherical=True,
-                          min_points_per_centroid=1, max_points_per_centroid=len(points))
+                          min_points_per_centroid=1, max_points_per_centroid=len(points), gpu=gpu)
     kmeans.train(points)
     centroids = _unit(kmeans.centroids)
     cutoff = float(np.quantile(centroid_distances(points, centroids), 1.0 - config.drop_fraction))
     return centroids, cutoff
+
+
+def kmeans_on_gpu(device: str) -> bool:
+    """Whether faiss can run k-means on a GPU for a run asking for `device` (auto, cpu, cuda): it needs a
+    faiss GPU build that sees one. Asking for cuda where it cannot falls back to the CPU, with a warning."""
+    if device == "cpu":
+        return False
+    import faiss
+
+    gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    if gpus == 0 and device == "cuda":
+        log.warning("clean.device=cuda, but faiss sees no GPU (a CPU build of faiss, or no GPU here): "
+                    "k-means runs on the CPU; install tagmill[gpu] for faiss on the GPU")
+    return gpus > 0
 
 
 def centroid_distances(embeddings: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -193,7 +214,7 @@ class TagClusters:
 
 
 def save_statistics(statistics: dict[str, TagStatistics], path: str | Path) -> None:
-    """Every tag's threshold, cutoff and centroids in one .npz (written whole, then renamed into place)."""
+    """Every tag's threshold, cutoff and centroids in one .npz (the file exists only when whole)."""
     tags = sorted(statistics)
     clusters = TagClusters(statistics)
     arrays = {
@@ -203,14 +224,11 @@ def save_statistics(statistics: dict[str, TagStatistics], path: str | Path) -> N
         "clustered": np.array(sorted(clusters.rows), dtype=str),
         "centroids": clusters.centroids,
     }
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial.npz")
-    np.savez(partial, **arrays)
-    os.replace(partial, path)
+    storage.write_atomic(path, lambda stream: np.savez(stream, **arrays))
 
 
 def load_statistics(path: str | Path) -> dict[str, TagStatistics]:
-    with np.load(path, allow_pickle=False) as data:
+    with np.load(io.BytesIO(storage.read_bytes(path)), allow_pickle=False) as data:
         centroids = {tag: data["centroids"][row] for row, tag in enumerate(data["clustered"].tolist())}
         return {tag: TagStatistics(_none(threshold), centroids.get(tag), _none(cutoff))
                 for tag, threshold, cutoff in zip(data["tags"].tolist(), data["similarity_thresholds"], data["cutoffs"])}

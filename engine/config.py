@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 import tagmill.configs
+from tagmill.engine import storage
 from tagmill.engine.clean import CleanRules
 
 KNOWN_STAGES = ("parse", "generate", "clean")  # in the order they run
@@ -240,4 +241,4 @@ def validate(config: RunConfig) -> None:
 
 def save_config(config: RunConfig, path: str | Path) -> None:
     """The fully resolved config, next to the outputs it produced."""
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    storage.write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from tagmill.engine import storage
 from tagmill.engine.records import RecordError, Reject
 
 # The first bytes of the formats above: data that starts like an image but will not open is corrupt.
@@ -105,7 +106,7 @@ def decode_rgb(data: bytes) -> Image.Image:
 def shard_image(tar_path: str | Path, sample_id: str) -> Image.Image | None:
     """A written sample's image from its output shard, upright RGB; None when it cannot be read."""
     try:
-        with tarfile.open(tar_path) as tar:
+        with storage.open_tar(tar_path) as tar:
             for member in tar:
                 stem, _, extension = member.name.partition(".")
                 if stem == sample_id and extension.lower() in EXTENSIONS:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from tagmill.engine import storage
+
 VOCAB_FORMAT_VERSION = 1
 CATEGORIES = ("object", "scene", "attribute", "action")
 OBJECT, SCENE, ATTRIBUTE, ACTION = CATEGORIES
@@ -91,7 +93,7 @@ class Vocabulary:
         }
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        storage.write_text(path, json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":
@@ -123,7 +125,7 @@ def _in_file(where: str | Path, build):
 def read_tag_list(path: str | Path) -> tuple[str, ...]:
     """RAM's format: one tag per line, line number = class index; blank lines are not allowed inside."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = storage.read_text(path).splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise VocabularyError(f"cannot read tag list {path}: {err}") from err
     while lines and not lines[-1].strip():
@@ -153,6 +155,6 @@ def _validate_synonyms(data: object, path: str | Path) -> dict[str, tuple[str, .
 
 def _read_json(path: str | Path) -> object:
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(storage.read_text(path))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise VocabularyError(f"cannot read {path}: {err}") from err

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+from tagmill.engine import storage
 from tagmill.engine.captions import check_captions
 from tagmill.engine.config import ConfigError
 from tagmill.engine.parse.mine import TermCounter, select_vocabulary
@@ -224,7 +225,7 @@ def _report(args) -> None:
     from tagmill.pipeline.job import write_report
 
     report = write_report(args.output, args.truth)
-    print(f"{report['samples']} samples; audit report: {Path(args.output) / 'report.html'}")
+    print(f"{report['samples']} samples; audit report: {storage.join(args.output, 'report.html')}")
     for stage, metrics in report.get("truth_metrics", {}).items():
         print(f"  {stage:>9}: precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f}, "
               f"F1 {metrics['f1']:.3f}")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterable
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
+from tagmill.engine import storage
 from tagmill.engine.config import RunConfig
 from tagmill.engine.parse.mine import TermCounter, TermCounts
 from tagmill.pipeline.sinks import WriteShards
@@ -65,7 +65,7 @@ def _model_stages(records: beam.PCollection, config: RunConfig, vocab: dict, sha
     if "generate" in config.stages:
         records = records | "Generate" >> Generate(config.generate, vocab)
     if "clean" in config.stages:
-        statistics = str(Path(shards_dir).parent / CLEAN_STATISTICS)
+        statistics = storage.join(storage.parent(shards_dir), CLEAN_STATISTICS)
         records = records | "Clean" >> Clean(config.clean, vocab["tags"], statistics,
                                           _tagger_thresholds(config, vocab))
     return records

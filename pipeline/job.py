@@ -10,17 +10,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
 from tqdm import tqdm
 
+from tagmill.engine import storage
 from tagmill.engine.config import DEFAULT_RUN_CONFIG, RunConfig, load_config, save_config
 from tagmill.engine.parse.mine import select_vocabulary
 from tagmill.engine.vocab import Vocabulary, read_synonyms
 from tagmill.pipeline.graph import build_mining, build_run, make_pipeline
-from tagmill.pipeline.sinks import stats_path, write_shard
+from tagmill.pipeline.sinks import stats_name, write_shard
 from tagmill.pipeline.sources import ShardTask, plan_input
 
 SHARDS = "shards"
@@ -70,24 +70,24 @@ def execute(args: argparse.Namespace, test_pipeline: beam.Pipeline | None = None
     counts = summary["counts"]
     print(f"{counts['input']} samples: {counts['written']} written, {counts['rejected']} rejected "
           f"({summary['timings_s']['pipeline']:.1f} s in the pipeline)")
-    out = Path(args.output)
-    print(f"shards: {out / SHARDS}\nrun report: {out / 'run.json'}\nrejects: {out / 'rejects.jsonl'}\n"
-          f"audit report: {out / 'report.html'}")
+    out = args.output
+    print(f"shards: {storage.join(out, SHARDS)}\nrun report: {storage.join(out, 'run.json')}\n"
+          f"rejects: {storage.join(out, 'rejects.jsonl')}\naudit report: {storage.join(out, 'report.html')}")
     return summary
 
 
 def check_truth_file(truth: str | None) -> None:
     """A clear error, before anything runs, when a given --truth is not a file."""
-    if truth and not Path(truth).is_file():
+    if truth and not storage.is_file(truth):
         raise ValueError(f"--truth {truth} is not a file (truth.jsonl: one {{\"key\", \"tags\"}} per line)")
 
 
-def input_folder(input_path: str) -> Path:
+def input_folder(input_path: str) -> str:
     """The folder an input lives in: the input itself when it is a folder, else the manifest's or glob's folder."""
-    return Path(input_path) if Path(input_path).is_dir() else Path(input_path).parent
+    return input_path if storage.is_dir(input_path) else storage.parent(input_path)
 
 
-def write_report(output: str | Path, truth: str | None = None) -> dict:
+def write_report(output: str, truth: str | None = None) -> dict:
     """report.json and report.html from what the run wrote."""
     from tagmill.engine.report.build import build_report
     from tagmill.engine.report.html import write_html
@@ -100,28 +100,28 @@ def write_report(output: str | Path, truth: str | None = None) -> dict:
 def run_job(config: RunConfig, input_path: str, output: str, test_pipeline: beam.Pipeline | None = None) -> dict:
     """Run the configured stages over the input into `output`; returns what run.json records."""
     timer = Timer()
-    out = Path(output)
-    shards_dir = out / SHARDS
+    shards_dir = storage.join(output, SHARDS)
     tasks = plan_input(input_path, config.input.samples_per_shard)
-    shards_dir.mkdir(parents=True, exist_ok=True)
+    storage.makedirs(shards_dir)
     fingerprint = config.output_fingerprint()
     _check_resumable(shards_dir, fingerprint)
     timer.lap("plan")
     vocab = resolve_vocabulary(config, input_path, tasks, output)
     generator_tags = check_models(config, vocab)
-    vocab.save(out / "vocab.json")
-    save_config(config, out / "config.yaml")
+    vocab.save(storage.join(output, "vocab.json"))
+    save_config(config, storage.join(output, "config.yaml"))
     timer.lap("vocabulary")
-    pending = [t for t in tasks if not stats_path(shards_dir, t.index).exists()]
+    written = storage.list_names(shards_dir)
+    pending = [t for t in tasks if stats_name(t.index) not in written]
     counters = _run_pipeline(config, pending, vocab, shards_dir, fingerprint, test_pipeline)
     timer.lap("pipeline")
-    summary = _finalize(out, tasks, pending, fingerprint)
+    summary = _finalize(output, tasks, pending, fingerprint)
     timer.lap("finalize")
     summary.update(config=config.to_dict(), vocabulary={"source": vocab.source, "size": len(vocab)},
                    versions=_versions(), beam_counters=counters, timings_s=timer.laps)
     if generator_tags is not None:
         summary["generator_tags"] = generator_tags
-    (out / "run.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    storage.write_text(storage.join(output, "run.json"), json.dumps(summary, indent=1, sort_keys=True) + "\n")
     return summary
 
 
@@ -130,10 +130,10 @@ def resolve_vocabulary(config: RunConfig, input_path: str, tasks: list[ShardTask
     if config.parse.vocab:
         return Vocabulary.from_files(config.parse.vocab, config.parse.synonyms)
     folder = input_folder(input_path)
-    if (folder / "tags.txt").is_file():
-        synonyms = folder / "synonyms.json"
-        return Vocabulary.from_files(folder / "tags.txt", synonyms if synonyms.is_file() else None)
-    return _mine(config, tasks, Path(output) / "vocab.json")
+    if storage.is_file(storage.join(folder, "tags.txt")):
+        synonyms = storage.join(folder, "synonyms.json")
+        return Vocabulary.from_files(storage.join(folder, "tags.txt"), synonyms if storage.is_file(synonyms) else None)
+    return _mine(config, tasks, storage.join(output, "vocab.json"))
 
 
 def check_models(config: RunConfig, vocab: Vocabulary) -> dict | None:
@@ -160,13 +160,13 @@ def check_models(config: RunConfig, vocab: Vocabulary) -> dict | None:
             "model_tags": len(meta["tags"]), **match.report()}
 
 
-def _mine(config: RunConfig, tasks: list[ShardTask], path: Path) -> Vocabulary:
+def _mine(config: RunConfig, tasks: list[ShardTask], path: str) -> Vocabulary:
     """Count terms over the input's captions with Beam and keep the most frequent, written to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
+    storage.makedirs(storage.parent(path))
+    storage.remove(path)
     with make_pipeline(config) as pipeline:
-        build_mining(pipeline, tasks, config) | beam.Map(_save_mined, config=config, path=str(path))
-    result = json.loads(path.read_text()) if path.is_file() else {"error": "no usable captions to mine from"}
+        build_mining(pipeline, tasks, config) | beam.Map(_save_mined, config=config, path=path)
+    result = json.loads(storage.read_text(path)) if storage.is_file(path) else {"error": "no usable captions to mine from"}
     if "error" in result:
         raise RunError(f"cannot mine a vocabulary: {result['error']}")
     vocab = Vocabulary.from_json(result)
@@ -182,24 +182,24 @@ def _save_mined(counts, config: RunConfig, path: str) -> None:
         result = select_vocabulary(counts, config.parse.mine.size, config.parse.mine.min_count).to_json()
     except ValueError as err:
         result = {"error": str(err)}
-    Path(path).write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+    storage.write_text(path, json.dumps(result, ensure_ascii=False))
 
 
-def _check_resumable(shards_dir: Path, fingerprint: str) -> None:
-    for path in sorted(shards_dir.glob("*_stats.json")):
-        written_with = json.loads(path.read_text()).get("fingerprint")
+def _check_resumable(shards_dir: str, fingerprint: str) -> None:
+    for path in storage.glob(storage.join(shards_dir, "*_stats.json")):
+        written_with = json.loads(storage.read_text(path)).get("fingerprint")
         if written_with != fingerprint:
-            raise RunError(f"{shards_dir} holds shards written with another config ({path.name}); "
+            raise RunError(f"{shards_dir} holds shards written with another config ({storage.name(path)}); "
                            "use a new output folder")
 
 
-def _run_pipeline(config: RunConfig, pending: list[ShardTask], vocab: Vocabulary, shards_dir: Path,
+def _run_pipeline(config: RunConfig, pending: list[ShardTask], vocab: Vocabulary, shards_dir: str,
                   fingerprint: str, test_pipeline: beam.Pipeline | None) -> dict[str, int]:
     if not any(t.size for t in pending):
         return {}
     with _progress(shards_dir, pending):
         pipeline = make_pipeline(config, test_pipeline)
-        build_run(pipeline, pending, config, vocab.to_json(), str(shards_dir), fingerprint)
+        build_run(pipeline, pending, config, vocab.to_json(), shards_dir, fingerprint)
         result = pipeline.run()
         result.wait_until_finish()
     return _counters(result)
@@ -214,41 +214,48 @@ def _counters(result) -> dict[str, int]:
 
 
 class _progress:
-    """A progress bar over shards, fed by the stats files appearing, so it works whatever the runner."""
+    """A progress bar over shards, fed by the stats files appearing (one listing a tick), so it works
+    whatever the runner and wherever the output is."""
 
-    def __init__(self, shards_dir: Path, pending: list[ShardTask]):
-        self._paths = [stats_path(shards_dir, t.index) for t in pending if t.size]
+    def __init__(self, shards_dir: str, pending: list[ShardTask]):
+        self._shards_dir = shards_dir
+        self._names = {stats_name(t.index) for t in pending if t.size}
         self._done = threading.Event()
 
+    def _count(self) -> int:
+        return len(self._names & storage.list_names(self._shards_dir))
+
     def __enter__(self):
-        self._bar = tqdm(total=len(self._paths), unit="shard", desc="tagmill run", mininterval=1.0)
+        self._bar = tqdm(total=len(self._names), unit="shard", desc="tagmill run", mininterval=1.0)
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
         return self
 
     def _watch(self):
         while not self._done.wait(0.5):
-            self._bar.n = sum(p.exists() for p in self._paths)
+            self._bar.n = self._count()
             self._bar.refresh()
 
     def __exit__(self, *exc):
         self._done.set()
         self._thread.join()
-        self._bar.n = sum(p.exists() for p in self._paths)
+        self._bar.n = self._count()
         self._bar.close()
         return False
 
 
-def _finalize(out: Path, tasks: list[ShardTask], pending: list[ShardTask], fingerprint: str) -> dict[str, Any]:
+def _finalize(out: str, tasks: list[ShardTask], pending: list[ShardTask], fingerprint: str) -> dict[str, Any]:
     """Gather every shard's stats and rejects; prove that input == written + rejected."""
-    shards_dir = out / SHARDS
+    shards_dir = storage.join(out, SHARDS)
+    written = storage.list_names(shards_dir)
     for task in tasks:
-        if task.size == 0 and not stats_path(shards_dir, task.index).exists():
+        if task.size == 0 and stats_name(task.index) not in written:
             write_shard(shards_dir, task.index, [], fingerprint)
-    missing = [t.name for t in tasks if not stats_path(shards_dir, t.index).exists()]
+    written = storage.list_names(shards_dir)
+    missing = [t.name for t in tasks if stats_name(t.index) not in written]
     if missing:
         raise RunError(f"shards {missing[:5]} were not written; rerun to finish them")
-    stats = [json.loads(stats_path(shards_dir, t.index).read_text()) for t in tasks]
+    stats = [json.loads(storage.read_text(storage.join(shards_dir, stats_name(t.index)))) for t in tasks]
     _gather_rejects(out, tasks)
     counts = _sum_counts(stats)
     planned = sum(t.size for t in tasks)
@@ -261,11 +268,12 @@ def _finalize(out: Path, tasks: list[ShardTask], pending: list[ShardTask], finge
             "shards": len(tasks), "shards_skipped_as_complete": len(tasks) - len(pending)}
 
 
-def _gather_rejects(out: Path, tasks: list[ShardTask]) -> None:
-    with open(out / "rejects.jsonl", "wb") as sink:
+def _gather_rejects(out: str, tasks: list[ShardTask]) -> None:
+    def gather(sink):
         for task in tasks:
-            part = out / SHARDS / f"{task.name}_rejects.jsonl"
-            sink.write(part.read_bytes())
+            sink.write(storage.read_bytes(storage.join(out, SHARDS, f"{task.name}_rejects.jsonl")))
+
+    storage.write_atomic(storage.join(out, "rejects.jsonl"), gather)
 
 
 def _sum_counts(stats: list[dict]) -> dict[str, Any]:

@@ -1,48 +1,49 @@
 """Writing output shards: `NNNNN.tar` (webdataset's layout), `NNNNN.parquet`, `NNNNN_rejects.jsonl`, `NNNNN_stats.json`.
 
-Every file is written under a temporary name and renamed when complete, the stats file last, so a
-shard whose stats exist is whole: a rerun skips it. Nothing varies between runs (no timestamps), so
-the same input and config give byte-identical shards.
+Every file exists only when complete (`storage.write_atomic`: a local file is renamed from a
+temporary name, an object uploaded in one piece), the stats file last, so a shard whose stats exist
+is whole: a rerun skips it. Nothing varies between runs (no timestamps), so the same input and
+config give byte-identical shards, in a folder or under a URL.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
-from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindows
 import pyarrow.parquet as pq
 
+from tagmill.engine import storage
 from tagmill.engine.records import Record, Reject
 from tagmill.engine.schema import SCHEMA_VERSION, reject_json, sample_json, samples_table
 from tagmill.engine.text import find_invalid
 from tagmill.engine.webdataset_tar import write_tar
 
-TMP_SUFFIX = ".tmp"
 PARTS = "parts"  # records of shards that a bundle ended without, keyed by shard
 
 
-def stats_path(shards_dir: Path, shard: int) -> Path:
-    return shards_dir / f"{shard:05d}_stats.json"
+def stats_name(shard: int) -> str:
+    return f"{shard:05d}_stats.json"
 
 
-def write_shard(shards_dir: Path, shard: int, records: list[Record], fingerprint: str) -> dict[str, Any]:
+def write_shard(shards_dir: str, shard: int, records: list[Record], fingerprint: str) -> dict[str, Any]:
     """Write one shard from all of its records (kept and rejected), in input order; return its stats."""
     records = sorted(records, key=lambda r: r.index)
     encoded = _encoded_samples(records)
     kept = [r for r in records if not r.rejected]
     rejected = [r for r in records if r.rejected]
     name = f"{shard:05d}"
-    _atomic(shards_dir / f"{name}.tar",
-            lambda f: write_tar(f, ((r.id, {r.image_ext: r.image, "json": encoded[id(r)]}) for r in kept)))
-    _atomic(shards_dir / f"{name}.parquet", lambda f: pq.write_table(samples_table(kept), f))
-    _atomic(shards_dir / f"{name}_rejects.jsonl", lambda f: f.write(_jsonl(reject_json(r) for r in rejected)))
+    def write(file_name, content):
+        storage.write_atomic(storage.join(shards_dir, file_name), content)
+
+    write(f"{name}.tar", lambda f: write_tar(f, ((r.id, {r.image_ext: r.image, "json": encoded[id(r)]}) for r in kept)))
+    write(f"{name}.parquet", lambda f: pq.write_table(samples_table(kept), f))
+    write(f"{name}_rejects.jsonl", lambda f: f.write(_jsonl(reject_json(r) for r in rejected)))
     stats = _stats(shard, records, kept, rejected, fingerprint)
-    _atomic(shards_dir / f"{name}_stats.json", lambda f: f.write(_json_bytes(stats)))
+    write(stats_name(shard), lambda f: f.write(_json_bytes(stats)))
     return stats
 
 
@@ -76,13 +77,6 @@ def _stats(shard: int, records: list[Record], kept: list[Record], rejected: list
         "rejected_by_reason": dict(sorted(Counter(r.reject_reason for r in rejected).items())),
         "tag_counts": dict(sorted(tag_counts.items())),
     }
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -158,6 +152,6 @@ def _write_gathered(shard_records: tuple[int, Iterable[Record]], shards_dir: str
 
 
 def _write_counted(shards_dir: str, shard: int, records: list[Record], fingerprint: str) -> dict[str, Any]:
-    stats = write_shard(Path(shards_dir), shard, records, fingerprint)
+    stats = write_shard(shards_dir, shard, records, fingerprint)
     beam.metrics.Metrics.counter("tagmill", "shards_written").inc()
     return stats

@@ -14,17 +14,19 @@ import contextlib
 import dataclasses
 import datetime
 import decimal
-import glob
 import json
 import math
+import os
+import posixpath
 import tarfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tagmill.engine import storage
 from tagmill.engine.captions import check_captions, check_metadata, decode_caption, decode_text
 from tagmill.engine.images import EXTENSIONS
 from tagmill.engine.records import Record, RecordError, Reject, check_id, check_name_text
@@ -50,6 +52,7 @@ class ShardTask:
     size: int = 0  # records this task yields
     offset: int = 0  # byte offset of line `start` in a JSONL manifest
     duplicates: tuple[int, ...] = field(default=())  # positions whose id appeared earlier
+    source: str = ""  # the path under the input's folder: records name it, the same wherever the input is stored
 
     @property
     def name(self) -> str:
@@ -60,30 +63,48 @@ class ShardTask:
 
 def plan_input(path: str, samples_per_shard: int) -> list[ShardTask]:
     """The shard tasks of an input (tar folder, tar glob, one tar, or a manifest), duplicates marked."""
-    tasks = _tasks(path, samples_per_shard)
+    root = _input_root(path)
+    tasks = [dataclasses.replace(task, source=_under(task.path, root)) for task in _tasks(path, samples_per_shard)]
     return _mark_duplicates(tasks)
 
 
+def _input_root(path: str) -> str:
+    """The folder an input's paths are named under: the folder given, a glob's fixed part, a file's folder."""
+    wildcard = min((path.index(ch) for ch in "*?[" if ch in path), default=None)
+    if wildcard is not None:
+        root = path[:wildcard].rpartition("/")[0]
+    else:
+        root = path if storage.is_dir(path) else storage.parent(path)
+    return root if storage.is_url(root) else os.path.abspath(root or ".")
+
+
+def _under(path: str, root: str) -> str:
+    """`path` relative to `root` when it lies under it (as found: absolute, or a URL), else as it is."""
+    found = path if storage.is_url(path) else os.path.abspath(path)
+    prefix = root.rstrip("/") + "/"
+    return found[len(prefix):] if found.startswith(prefix) else path
+
+
 def _tasks(path: str, samples_per_shard: int) -> list[ShardTask]:
-    target = Path(path)
     if any(ch in path for ch in "*?["):
-        tars = sorted(p for p in glob.glob(path) if p.endswith(".tar"))
+        tars = [p for p in storage.glob(path) if p.endswith(".tar")]
         if not tars:
             raise InputError(f"no .tar files match {path}")
         return _tar_tasks(tars)
-    if target.is_dir():
-        tars = sorted(str(p) for p in target.glob("*.tar"))
+    if storage.is_dir(path):
+        tars = storage.glob(storage.join(path, "*.tar"))
         if not tars:
             raise InputError(f"{path} holds no .tar shards")
         return _tar_tasks(tars)
-    if not target.is_file():
+    if not storage.is_file(path):
         raise InputError(f"input {path} does not exist")
-    if target.suffix == ".tar":
-        return _tar_tasks([str(target)])
-    if target.suffix in (".jsonl", ".json"):
-        return _jsonl_tasks(target, samples_per_shard)
-    if target.suffix == ".parquet":
-        return _chunk(str(target), "parquet", _count_rows(target), samples_per_shard)
+    suffix = posixpath.splitext(storage.name(path))[1]
+    if suffix == ".tar":
+        return _tar_tasks([path])
+    if suffix in (".jsonl", ".json"):
+        return _jsonl_tasks(path, samples_per_shard)
+    if suffix == ".parquet":
+        return _chunk(path, "parquet", _count_rows(path), samples_per_shard)
     raise InputError(f"input {path}: expected a folder of .tar shards, a .tar, or a .jsonl/.parquet manifest")
 
 
@@ -98,21 +119,22 @@ def _chunk(path: str, kind: str, total: int, per_shard: int, offsets: list[int] 
             for i, start in enumerate(range(0, total, per_shard))]
 
 
-def _jsonl_tasks(path: Path, per_shard: int) -> list[ShardTask]:
+def _jsonl_tasks(path: str, per_shard: int) -> list[ShardTask]:
     """Lines cut into shards, with the byte offset where each shard starts so readers can seek."""
     offsets, total, position = [], 0, 0
-    with open(path, "rb") as f:
+    with storage.open_file(path) as f:
         for line in f:
             if total % per_shard == 0:
                 offsets.append(position)
             position += len(line)
             total += 1
-    return _chunk(str(path), "jsonl", total, per_shard, offsets)
+    return _chunk(path, "jsonl", total, per_shard, offsets)
 
 
-def _count_rows(path: Path) -> int:
+def _count_rows(path: str) -> int:
     try:
-        return pq.ParquetFile(path).metadata.num_rows
+        with storage.open_file(path) as f:
+            return pq.ParquetFile(f).metadata.num_rows
     except Exception as err:  # pyarrow raises several types for a bad file
         raise InputError(f"cannot read Parquet manifest {path}: {err}") from None
 
@@ -164,7 +186,7 @@ def _read_tar(task: ShardTask, max_caption_chars: int, repair: bool) -> Iterator
     with _open_tar(task.path) as tar:
         groups = _tar_groups(task.path, tar)
         for index, group in enumerate(groups):
-            record = Record(id=group.key, source=quoted(task.path), shard=task.index, index=index)
+            record = Record(id=group.key, source=quoted(task.source), shard=task.index, index=index)
             try:
                 if group.error:
                     raise group.error
@@ -177,12 +199,11 @@ def _read_tar(task: ShardTask, max_caption_chars: int, repair: bool) -> Iterator
 @contextlib.contextmanager
 def _open_tar(path: str) -> Iterator[tarfile.TarFile | None]:
     """The tar, or None when it cannot be opened (its one group already carries the error)."""
-    try:
-        tar = tarfile.open(path, "r:*")
-    except (tarfile.TarError, OSError):
-        yield None
-        return
-    with tar:
+    with contextlib.ExitStack() as stack:
+        try:
+            tar = stack.enter_context(storage.open_tar(path))
+        except (tarfile.TarError, OSError):
+            tar = None
         yield tar
 
 
@@ -201,16 +222,16 @@ def _tar_groups(path: str, tar: tarfile.TarFile | None = None) -> list[_TarGroup
     """
     if tar is None:  # not opened yet, or could not be
         try:
-            with tarfile.open(path, "r:*") as opened:
+            with storage.open_tar(path) as opened:
                 return _tar_groups(path, opened)
         except (tarfile.TarError, OSError) as err:
-            return [_TarGroup(Path(path).name, [], RecordError(Reject.TAR_CORRUPT, f"cannot read tar {path}: {err}"))]
+            return [_TarGroup(storage.name(path), [], RecordError(Reject.TAR_CORRUPT, f"cannot read tar {path}: {err}"))]
     groups: list[_TarGroup] = []
     try:
         for member in tar:
             _add_member(groups, member)
     except (tarfile.TarError, OSError) as err:
-        key = f"{Path(path).name}#after-{len(groups)}"
+        key = f"{storage.name(path)}#after-{len(groups)}"
         groups.append(_TarGroup(key, [], RecordError(Reject.TAR_CORRUPT, f"tar {path} breaks off: {err}")))
     return groups
 
@@ -283,10 +304,10 @@ def _member_json(tar: tarfile.TarFile, member: tarfile.TarInfo, repair: bool) ->
 
 
 def _read_manifest(task: ShardTask, max_caption_chars: int, repair: bool) -> Iterator[Record]:
-    folder = Path(task.path).parent
+    folder = storage.parent(task.path)
     for index, (line_number, fields) in enumerate(_manifest_rows(task, repair)):
-        record = Record(id=quoted(f"{Path(task.path).name}:{line_number}"),
-                        source=quoted(f"{task.path}:{line_number}"), shard=task.index, index=index)
+        record = Record(id=quoted(f"{storage.name(task.path)}:{line_number}"),
+                        source=quoted(f"{task.source}:{line_number}"), shard=task.index, index=index)
         try:
             _fill_from_manifest(record, fields, folder, max_caption_chars, repair)
         except RecordError as err:
@@ -297,11 +318,12 @@ def _read_manifest(task: ShardTask, max_caption_chars: int, repair: bool) -> Ite
 def _manifest_rows(task: ShardTask, repair: bool) -> Iterator[tuple[int, object]]:
     """(1-based line or row number, parsed object or a RecordError) for the task's range."""
     if task.kind == "parquet":
-        table = pq.read_table(task.path).slice(task.start, task.stop - task.start)
+        with storage.open_file(task.path) as f:
+            table = pq.read_table(f).slice(task.start, task.stop - task.start)
         for offset, row in enumerate(_parquet_rows(table)):
             yield task.start + offset + 1, row
         return
-    with open(task.path, "rb") as f:
+    with storage.open_file(task.path) as f:
         f.seek(task.offset)
         for number, line in zip(range(task.start + 1, task.stop + 1), f):
             yield number, _parse_line(line, repair)
@@ -321,7 +343,7 @@ def _parse_line(line: bytes, repair: bool) -> object:
     return value
 
 
-def _fill_from_manifest(record: Record, fields: object, folder: Path, max_chars: int, repair: bool) -> None:
+def _fill_from_manifest(record: Record, fields: object, folder: str, max_chars: int, repair: bool) -> None:
     if isinstance(fields, RecordError):
         raise fields
     record.id = check_id(fields.get("id"))
@@ -329,18 +351,19 @@ def _fill_from_manifest(record: Record, fields: object, folder: Path, max_chars:
     record.captions = check_captions(fields.get(caption_key), max_chars, repair)
     record.meta = check_metadata({k: v for k, v in fields.items() if k not in ("id", "image", *CAPTION_KEYS)}, repair)
     record.image = _manifest_image(fields.get("image"), folder)
-    record.image_ext = Path(str(fields["image"])).suffix.lower().lstrip(".")
+    record.image_ext = posixpath.splitext(str(fields["image"]))[1].lower().lstrip(".")
 
 
-def _manifest_image(image: object, folder: Path) -> bytes:
+def _manifest_image(image: object, folder: str) -> bytes:
+    """The image a manifest names: a path relative to the manifest's folder, or a storage URL (`s3://`);
+    web addresses are for a downloader (img2dataset)."""
     if not isinstance(image, str) or not image:
         raise RecordError(Reject.IMAGE_MISSING, "the manifest line names no image path")
     check_name_text(image, "the image path")
-    if "://" in image:
-        raise RecordError(Reject.IMAGE_MISSING, f"{image} is a URL; download images first (img2dataset)")
-    path = folder / image
+    if image.startswith(("http://", "https://")):
+        raise RecordError(Reject.IMAGE_MISSING, f"{image} is a web address; download images first (img2dataset)")
     try:
-        return path.read_bytes()
+        return storage.read_bytes(image if storage.is_url(image) else storage.join(folder, image))
     except FileNotFoundError:
         raise RecordError(Reject.IMAGE_MISSING, f"image file {image} does not exist") from None
     except OSError as err:

@@ -6,7 +6,6 @@ a batch whose inference fails turns its records into rejects, nothing is dropped
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import apache_beam as beam
@@ -14,8 +13,9 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
 
+from tagmill.engine import storage
 from tagmill.engine.clean import (Candidate, CleanRules, TagClusters, TagStatistics, decide, fit_tag_statistics,
-                                  load_statistics, sample_priority, save_statistics)
+                                  kmeans_on_gpu, load_statistics, sample_priority, save_statistics)
 from tagmill.engine.config import CleanConfig, GenerateConfig
 from tagmill.engine.merge import GeneratedTags
 from tagmill.engine.parse.parser import CaptionParser
@@ -126,14 +126,14 @@ class Clean(beam.PTransform):
 
     def _statistics(self, scored):
         """The path of the saved per-tag statistics: fitted now, or those of the run being resumed."""
-        if Path(self._statistics_path).is_file():
+        if storage.is_file(self._statistics_path):
             return scored.pipeline | "SavedStatistics" >> beam.Create([self._statistics_path])
         rules = self._config.rules
         return (
             scored
             | "TagSamples" >> beam.FlatMap(_tag_samples, rules.seed)
             | "BoundedSample" >> beam.combiners.Top.PerKey(rules.sample_per_tag, key=lambda item: -item[0])
-            | "FitTags" >> beam.ParDo(_FitTag(rules))
+            | "FitTags" >> beam.ParDo(_FitTag(rules, self._config.device))
             | "AllTags" >> beam.combiners.ToDict()
             | "SaveStatistics" >> beam.Map(_save, self._statistics_path)
         )
@@ -162,19 +162,20 @@ def _tag_samples(item: tuple, seed: int) -> Iterator[tuple]:
 
 
 class _FitTag(beam.DoFn):
-    def __init__(self, rules: CleanRules):
-        self._rules = rules
+    def __init__(self, rules: CleanRules, device: str):
+        self._rules, self._device = rules, device
 
     def setup(self):
         import faiss
 
         faiss.omp_set_num_threads(1)  # deterministic sums; workers, not threads, share the cores
+        self._gpu = kmeans_on_gpu(self._device)
 
     def process(self, item: tuple) -> Iterator[tuple]:
         tag, sample = item
         similarities = np.array([s for _, s, _ in sample], dtype=np.float32)
         embeddings = np.stack([e for _, _, e in sample]).astype(np.float32)
-        yield tag, fit_tag_statistics(similarities, embeddings, self._rules)
+        yield tag, fit_tag_statistics(similarities, embeddings, self._rules, self._gpu)
 
 
 class _Decide(beam.DoFn):

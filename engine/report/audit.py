@@ -6,6 +6,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from tagmill.engine import storage
+
 STAGES = ("parsed", "generated", "cleaned")
 
 
@@ -19,14 +21,13 @@ def stage_tags(sample: dict) -> dict[str, set[str]]:
 def read_truth(path: str | Path) -> dict[str, set[str]]:
     """truth.jsonl: one {"key": id, "tags": [...]} per line."""
     truth = {}
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if line.strip():
-                try:
-                    item = json.loads(line)
-                    truth[str(item["key"])] = set(item["tags"])
-                except (ValueError, KeyError, TypeError):
-                    raise ValueError(f"{path}:{number} is not a {{\"key\", \"tags\"}} JSON line") from None
+    for number, line in enumerate(storage.read_text(path).splitlines(), 1):
+        if line.strip():
+            try:
+                item = json.loads(line)
+                truth[str(item["key"])] = set(item["tags"])
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(f"{path}:{number} is not a {{\"key\", \"tags\"}} JSON line") from None
     return truth
 
 

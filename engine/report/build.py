@@ -15,6 +15,7 @@ from typing import Iterator
 import numpy as np
 import pyarrow.parquet as pq
 
+from tagmill.engine import storage
 from tagmill.engine.report.audit import STAGES, TruthCounts, read_truth, stage_tags
 
 REPORT_JSON = "report.json"
@@ -27,35 +28,39 @@ BROWSE_EXAMPLES = 12  # per tag, kept and dropped each: the examples the report'
 CAPTION_CHARS = 200
 
 
-def read_samples(shards_dir: Path, extra: tuple[str, ...] = ()) -> Iterator[dict]:
+def read_samples(shards_dir: str, extra: tuple[str, ...] = ()) -> Iterator[dict]:
     """Every written sample as a dict in the shape of the shards' per-sample JSON, with its shard.
 
     `extra` names more Parquet columns to pass through as they are (`captions`, say).
     """
-    for path in sorted(shards_dir.glob("*.parquet")):
-        present = set(pq.read_schema(path).names)  # outputs of schema 1 have no scores or drops
-        columns = [c for c in ("id", "tags", "tag_sources", "tag_scores", "dropped", *extra) if c in present]
-        for row in pq.read_table(path, columns=columns).to_pylist():
+    for path in storage.glob(storage.join(shards_dir, "*.parquet")):
+        with storage.open_file(path) as stream:
+            table = pq.ParquetFile(stream)
+            present = set(table.schema_arrow.names)  # outputs of schema 1 have no scores or drops
+            columns = [c for c in ("id", "tags", "tag_sources", "tag_scores", "dropped", *extra) if c in present]
+            rows = table.read(columns=columns).to_pylist()
+        shard = storage.name(path).removesuffix(".parquet")
+        for row in rows:
             row.setdefault("tag_scores", [])
             row.setdefault("dropped", [])
             sources: dict[str, list[dict]] = defaultdict(list)
             for entry in row["tag_sources"]:
                 sources[entry["tag"]].append({"source": entry["source"], "score": entry["score"]})
-            yield {"id": row["id"], "shard": path.stem, "tags": row["tags"], "tag_sources": dict(sources),
+            yield {"id": row["id"], "shard": shard, "tags": row["tags"], "tag_sources": dict(sources),
                    "scores": {s["tag"]: {k: s[k] for k in SCORE_KINDS if s[k] is not None} for s in row["tag_scores"]},
                    "dropped": {d["tag"]: {"rule": d["rule"], "score": d["score"], "threshold": d["threshold"]}
                                for d in row["dropped"]},
                    **{column: row.get(column) for column in extra}}
 
 
-def build_report(out: str | Path, truth: str | Path | None = None) -> dict:
+def build_report(out: str, truth: str | None = None) -> dict:
     """The report's data, gathered in one pass over the shards; also written to OUT/report.json."""
-    out = Path(out)
-    if not (out / "shards").is_dir():
+    if not storage.is_dir(storage.join(out, "shards")):
         raise ValueError(f"{out} has no shards/ folder: not the output of `tagmill run`")
-    run = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
+    run_json = storage.join(out, "run.json")
+    run = json.loads(storage.read_text(run_json)) if storage.is_file(run_json) else {}
     figures = _Figures(read_truth(truth) if truth else None)
-    for sample in read_samples(out / "shards", extra=("captions",)):
+    for sample in read_samples(storage.join(out, "shards"), extra=("captions",)):
         figures.add(sample)
     thresholds = _thresholds(out)
     report = {"samples": figures.samples, "counts": run.get("counts", {}),
@@ -64,7 +69,7 @@ def build_report(out: str | Path, truth: str | Path | None = None) -> dict:
     human = _human_estimates(out)
     if human is not None:
         report["human_estimates"] = human
-    (out / REPORT_JSON).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    storage.write_text(storage.join(out, REPORT_JSON), json.dumps(report, indent=1) + "\n")
     return report
 
 
@@ -218,7 +223,7 @@ def _human_estimates(out: Path) -> dict | None:
     from tagmill.engine.report.judgments import JUDGMENTS_JSONL
     from tagmill.engine.report.review import audit_dir
 
-    if not (audit_dir(out) / JUDGMENTS_JSONL).is_file():
+    if not storage.is_file(storage.join(audit_dir(out), JUDGMENTS_JSONL)):
         return None  # and statistics' libraries are not imported
     from tagmill.engine.report.estimates import human_estimates
 
@@ -227,8 +232,8 @@ def _human_estimates(out: Path) -> dict | None:
 
 def _thresholds(out: Path) -> dict[str, dict]:
     """The cleaning statistics per tag (similarity threshold, outlier cutoff), when the run cleaned."""
-    path = out / "clean_statistics.npz"
-    if not path.is_file():
+    path = storage.join(out, "clean_statistics.npz")
+    if not storage.is_file(path):
         return {}
     from tagmill.engine.clean import load_statistics
 

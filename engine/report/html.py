@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import html
 import io
-from pathlib import Path
 
+from tagmill.engine import storage
 from tagmill.engine.images import shard_image
 from tagmill.engine.report.estimates_html import human_section
 from tagmill.engine.report.html_parts import html_table
@@ -17,18 +17,18 @@ THUMBNAIL = 96
 COLORS = {"kept": "#3a7d44", "dropped": "#c0392b"}
 
 
-def write_html(report: dict, out: str | Path) -> Path:
-    out = Path(out)
+def write_html(report: dict, out: str) -> str:
+    shards = storage.join(out, "shards")
     sections = [_summary(report), _truth(report), human_section(report), _overview_plots(report),
-                _score_plots(report), _examples(report, out / "shards"), tag_browser_section(report, out / "shards")]
-    return write_page(out / REPORT_HTML, "tagmill audit report", sections)
+                _score_plots(report), _examples(report, shards), tag_browser_section(report, shards)]
+    return write_page(storage.join(out, REPORT_HTML), "tagmill audit report", sections)
 
 
-def write_page(path: Path, title: str, sections: list[str]) -> Path:
+def write_page(path: str, title: str, sections: list[str]) -> str:
     """One self-contained HTML page of the given sections, under a title."""
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{''.join(sections)}</body></html>")
-    path.write_text(page, encoding="utf-8")
+    storage.write_text(path, page)
     return path
 
 
@@ -96,7 +96,7 @@ def _histogram(axis, histogram: dict, title: str, marks: dict | None = None) -> 
     axis.legend(fontsize=8)
 
 
-def _examples(report: dict, shards: Path) -> str:
+def _examples(report: dict, shards: str) -> str:
     if not report["examples"]:
         return ""
     plt = pyplot()
@@ -116,8 +116,8 @@ def _examples(report: dict, shards: Path) -> str:
     return "".join(parts)
 
 
-def _sample_card(sample: dict, shards: Path) -> str:
-    thumbnail = _thumbnail(shards / f"{sample['shard']}.tar", sample["id"])
+def _sample_card(sample: dict, shards: str) -> str:
+    thumbnail = _thumbnail(storage.join(shards, f"{sample['shard']}.tar"), sample["id"])
     image = f"<img alt='{html.escape(sample['id'])}' src='data:image/jpeg;base64,{thumbnail}'>" if thumbnail else ""
     kept = ", ".join(html.escape(t) for t in sample["kept"]) or "(none)"
     dropped = "<br>".join(f"{html.escape(t)}: {html.escape(d['rule'])} ({d['score']:.3f} vs {d['threshold']:.3f})"
@@ -126,7 +126,7 @@ def _sample_card(sample: dict, shards: Path) -> str:
             f"<span class='kept'>kept: {kept}</span><br><span class='dropped'>{dropped}</span></div>")
 
 
-def _thumbnail(tar_path: Path, sample_id: str) -> str:
+def _thumbnail(tar_path: str, sample_id: str) -> str:
     """A small JPEG of the sample's image, base64; empty when it cannot be read."""
     image = shard_image(tar_path, sample_id)
     if image is None:

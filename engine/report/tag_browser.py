@@ -14,10 +14,10 @@ import json
 import tarfile
 from collections import Counter, defaultdict
 from importlib import resources
-from pathlib import Path
 
 from PIL import Image
 
+from tagmill.engine import storage
 from tagmill.engine.images import EXTENSIONS, decode_rgb
 from tagmill.engine.report.estimates_html import estimate_text
 
@@ -26,7 +26,7 @@ MAX_THUMBNAILS = 1500  # the most-shown examples get an image; the rest are show
 BROWSE_SCRIPT = "browse.js"
 
 
-def tag_browser_section(report: dict, shards: Path) -> str:
+def tag_browser_section(report: dict, shards: str) -> str:
     """The per-tag table, the panel a tag's examples open in, and the data and script behind them."""
     rules = sorted({rule for row in report["per_tag"] for rule in row["dropped"]})
     human = report.get("human_estimates", {}).get("tags", {})
@@ -59,7 +59,7 @@ def _row(row: dict, rules: list[str], human: dict) -> str:
             + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in cells) + "</tr>")
 
 
-def _browse_data(report: dict, shards: Path) -> str:
+def _browse_data(report: dict, shards: str) -> str:
     """The examples as JSON inside the page, where the script reads them; `<` is escaped so none can end it."""
     samples = report.get("example_samples", {})
     shown = _most_shown(report.get("tag_examples", {}), MAX_THUMBNAILS)
@@ -74,7 +74,7 @@ def _most_shown(examples: dict[str, dict[str, list[str]]], count: int) -> list[s
     return [sample for sample, _ in sorted(shown.items(), key=lambda item: (-item[1], item[0]))[:count]]
 
 
-def thumbnails(shards: Path, shard_of: dict[str, str]) -> dict[str, str]:
+def thumbnails(shards: str, shard_of: dict[str, str]) -> dict[str, str]:
     """Small base64 JPEGs of the samples' images (sample id: shard name), reading each shard once; a sample
     whose image cannot be read has none."""
     wanted: dict[str, set[str]] = defaultdict(set)
@@ -82,14 +82,14 @@ def thumbnails(shards: Path, shard_of: dict[str, str]) -> dict[str, str]:
         wanted[shard].add(sample_id)
     found = {}
     for shard, ids in sorted(wanted.items()):
-        found.update(_shard_thumbnails(shards / f"{shard}.tar", ids))
+        found.update(_shard_thumbnails(storage.join(shards, f"{shard}.tar"), ids))
     return {sample_id: found[sample_id] for sample_id in shard_of if sample_id in found}
 
 
-def _shard_thumbnails(tar_path: Path, ids: set[str]) -> dict[str, str]:
+def _shard_thumbnails(tar_path: str, ids: set[str]) -> dict[str, str]:
     found = {}
     try:
-        with tarfile.open(tar_path) as tar:
+        with storage.open_tar(tar_path) as tar:
             for member in tar:
                 stem, _, extension = member.name.partition(".")
                 if stem in ids and extension.lower() in EXTENSIONS and stem not in found:

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tagmill.engine import storage
 from tagmill.engine.synth.plan import (
     COLOURS,
     SCENE_PHRASES,
@@ -58,7 +57,7 @@ class SynthSummary:
 
     n: int
     shards: int
-    paths: tuple[Path, ...]
+    paths: tuple[str, ...]
 
 
 _PARQUET_SCHEMA = pa.schema([
@@ -77,9 +76,9 @@ class _Record:
 
 
 def synthesize(out_dir: str | Path, config: SynthConfig) -> SynthSummary:
-    """Writes `config.n` samples as img2dataset-style shards into `out_dir`, with their truth."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    """Writes `config.n` samples as img2dataset-style shards into `out_dir` (a folder or a URL), with their truth."""
+    out = str(out_dir)
+    storage.makedirs(out)
     bank = make_texture_bank(config.seed, config.image_size)
     tars, truth = [], []
     for shard in range(-(-config.n // config.shard_size)):
@@ -102,21 +101,20 @@ def _record(plan: SamplePlan, config: SynthConfig, bank: dict[str, list[np.ndarr
     return _Record(plan.key, jpg, meta, plan.tags)
 
 
-def _write_shard(out: Path, shard: int, records: list[_Record]) -> Path:
-    """`NNNNN.tar`, `NNNNN.parquet` and, last, `NNNNN_stats.json`, each renamed into place whole."""
+def _write_shard(out: str, shard: int, records: list[_Record]) -> str:
+    """`NNNNN.tar`, `NNNNN.parquet` and, last, `NNNNN_stats.json`, each existing only when whole."""
     name = f"{shard:05d}"
-    _atomic(out / f"{name}.tar", lambda path: _write_tar(path, records))
+    storage.write_atomic(storage.join(out, f"{name}.tar"), lambda stream: _write_tar(stream, records))
     table = pa.Table.from_pylist([r.meta for r in records], schema=_PARQUET_SCHEMA)
-    _atomic(out / f"{name}.parquet", lambda path: pq.write_table(table, path))
-    _atomic(out / f"{name}_stats.json", lambda path: path.write_text(_stats(len(records))))
-    return out / f"{name}.tar"
+    storage.write_atomic(storage.join(out, f"{name}.parquet"), lambda stream: pq.write_table(table, stream))
+    storage.write_text(storage.join(out, f"{name}_stats.json"), _stats(len(records)))
+    return storage.join(out, f"{name}.tar")
 
 
-def _write_tar(path: Path, records: list[_Record]) -> None:
+def _write_tar(stream, records: list[_Record]) -> None:
     """Members in key order, jpg/json/txt per key, with a fixed mtime so reruns are byte-identical."""
-    with open(path, "wb") as stream:
-        write_tar(stream, ((r.key, {"jpg": r.jpg, "json": json.dumps(r.meta, indent=4).encode(),
-                                    "txt": r.meta["caption"].encode("utf-8")}) for r in records))
+    write_tar(stream, ((r.key, {"jpg": r.jpg, "json": json.dumps(r.meta, indent=4).encode(),
+                                "txt": r.meta["caption"].encode("utf-8")}) for r in records))
 
 
 def _stats(count: int) -> str:
@@ -126,19 +124,8 @@ def _stats(count: int) -> str:
     return json.dumps(stats, indent=4)
 
 
-def _write_world(out: Path, truth: list[str]) -> None:
+def _write_world(out: str, truth: list[str]) -> None:
     """truth.jsonl, tags.txt (RAM's tag list format) and synonyms.json."""
-    _atomic(out / "truth.jsonl", lambda path: path.write_text("".join(truth), encoding="utf-8"))
-    _atomic(out / "tags.txt", lambda path: path.write_text("\n".join(WORLD_TAGS) + "\n", encoding="utf-8"))
-    synonyms = json.dumps(world_synonyms(), indent=2, sort_keys=True) + "\n"
-    _atomic(out / "synonyms.json", lambda path: path.write_text(synonyms, encoding="utf-8"))
-
-
-def _atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Writes through a temporary name beside `path`, then renames, so no reader sees half a file."""
-    partial = path.with_name(path.name + ".partial")
-    try:
-        write(partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    storage.write_text(storage.join(out, "truth.jsonl"), "".join(truth))
+    storage.write_text(storage.join(out, "tags.txt"), "\n".join(WORLD_TAGS) + "\n")
+    storage.write_text(storage.join(out, "synonyms.json"), json.dumps(world_synonyms(), indent=2, sort_keys=True) + "\n")

@@ -109,3 +109,32 @@ def test_statistics_round_trip_through_their_file(tmp_path):
     padded = loaded["cat"].centroids
     assert centroid_distances(padded[:1], statistics["cat"].centroids)[0] == pytest.approx(0.0, abs=1e-6)
     assert loaded["rare tag"].centroids is None and loaded["rare tag"].cutoff is None
+
+
+def test_kmeans_asks_for_the_gpu_only_where_faiss_has_one(caplog):
+    import faiss
+
+    from tagmill.engine.clean import kmeans_on_gpu
+
+    has_gpu = faiss.get_num_gpus() > 0
+    assert kmeans_on_gpu("cpu") is False
+    assert kmeans_on_gpu("auto") is has_gpu
+    with caplog.at_level("WARNING"):
+        assert kmeans_on_gpu("cuda") is has_gpu
+    assert ("faiss sees no GPU" in caplog.text) is not has_gpu
+
+
+@pytest.mark.gpu
+def test_kmeans_on_the_gpu_finds_the_clusters_the_cpu_finds():
+    import faiss
+
+    from tagmill.engine.clean import fit_clusters
+
+    if faiss.get_num_gpus() == 0:
+        pytest.skip("a CPU build of faiss (tagmill[gpu] installs one for the GPU)")
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.normal(center, 0.05, (200, 16)) for center in (-1.0, 1.0)]).astype(np.float32)
+    config = OutlierRuleConfig(clusters=2, min_samples=10)
+    (cpu, cpu_cutoff), (gpu, gpu_cutoff) = (fit_clusters(points, config, 0, gpu) for gpu in (False, True))
+    assert np.allclose(np.sort(cpu, axis=0), np.sort(gpu, axis=0), atol=1e-3)
+    assert abs(cpu_cutoff - gpu_cutoff) < 1e-3

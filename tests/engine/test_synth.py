@@ -87,7 +87,7 @@ def world(tmp_path_factory) -> tuple[Path, SynthConfig]:
     out = tmp_path_factory.mktemp("synth")
     summary = synthesize(out, config)
     assert (summary.n, summary.shards) == (25, 3)
-    assert summary.paths == tuple(out / f"{i:05d}.tar" for i in range(3))
+    assert summary.paths == tuple(str(out / f"{i:05d}.tar") for i in range(3))
     return out, config
 
 

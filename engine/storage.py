@@ -1,0 +1,150 @@
+"""Where files live: local paths, or URLs of any fsspec protocol (`s3://`, `gs://`, `memory://`, ...).
+
+Every path a user gives may be a URL; everything tagmill reads or writes goes through here, so local
+paths and object stores behave alike. S3 takes its endpoint and credentials from the standard AWS
+settings (`AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3`, `AWS_PROFILE`, the environment), as botocore
+reads them; s3fs and gcsfs come with the `s3` and `gcs` extras.
+
+An object store has no rename. `write_atomic` writes a local file under a temporary name and renames
+it when complete; an object it uploads in one piece once written, since an object appears whole when
+its upload completes, or not at all. Either way a file that exists is complete, which is what resuming relies
+on (a shard whose stats file exists is whole: the stats file is written last).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import posixpath
+import tarfile
+from typing import IO, Callable, Iterator
+
+import fsspec
+from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
+
+TMP_SUFFIX = ".tmp"
+
+
+def is_url(path: str | os.PathLike) -> bool:
+    return "://" in str(path)
+
+
+def _fs(path: str | os.PathLike) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem and its own path; an object store's listings are never cached, since other
+    processes (the runner's workers) write there too."""
+    if is_url(path):
+        return url_to_fs(str(path), use_listings_cache=False)
+    return url_to_fs(str(path))
+
+
+def is_local(path: str | os.PathLike) -> bool:
+    return isinstance(_fs(path)[0], LocalFileSystem)
+
+
+def join(base: str | os.PathLike, *parts: str) -> str:
+    """`base` with `parts` appended, as a URL stays a URL."""
+    if is_url(base):
+        return posixpath.join(str(base).rstrip("/"), *parts)
+    return os.path.join(str(base), *parts)
+
+
+def name(path: str | os.PathLike) -> str:
+    """The last part of a path or URL."""
+    return posixpath.basename(str(path).rstrip("/")) if is_url(path) else os.path.basename(str(path))
+
+
+def parent(path: str | os.PathLike) -> str:
+    """The folder a path or URL is in."""
+    return posixpath.dirname(str(path).rstrip("/")) if is_url(path) else os.path.dirname(os.path.abspath(path))
+
+
+def exists(path: str | os.PathLike) -> bool:
+    fs, inner = _fs(path)
+    return fs.exists(inner)
+
+
+def is_dir(path: str | os.PathLike) -> bool:
+    fs, inner = _fs(path)
+    return fs.isdir(inner)
+
+
+def is_file(path: str | os.PathLike) -> bool:
+    fs, inner = _fs(path)
+    return fs.isfile(inner)
+
+
+def glob(pattern: str | os.PathLike) -> list[str]:
+    """The paths (URLs for a URL pattern) that match, sorted."""
+    fs, inner = _fs(pattern)
+    return sorted(_outer(fs, pattern, found) for found in fs.glob(inner))
+
+
+def list_names(folder: str | os.PathLike) -> set[str]:
+    """The names of the files in a folder (none when it does not exist), in one listing."""
+    fs, inner = _fs(folder)
+    try:
+        return {posixpath.basename(entry.rstrip("/")) for entry in fs.ls(inner, detail=False)}
+    except FileNotFoundError:
+        return set()
+
+
+def _outer(fs: fsspec.AbstractFileSystem, given: str | os.PathLike, inner: str) -> str:
+    return fs.unstrip_protocol(inner) if is_url(given) else inner
+
+
+def makedirs(path: str | os.PathLike) -> None:
+    """The folder and its parents; object stores have no folders, so there it makes nothing."""
+    fs, inner = _fs(path)
+    fs.makedirs(inner, exist_ok=True)
+
+
+def open_file(path: str | os.PathLike, mode: str = "rb") -> IO:
+    fs, inner = _fs(path)
+    return fs.open(inner, mode)
+
+
+@contextlib.contextmanager
+def open_tar(path: str | os.PathLike) -> Iterator[tarfile.TarFile]:
+    """A tar for reading (compressed or not), its stream closed with it."""
+    with open_file(path) as stream, tarfile.open(fileobj=stream, mode="r:*") as tar:
+        yield tar
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    fs, inner = _fs(path)
+    return fs.cat_file(inner)
+
+
+def read_text(path: str | os.PathLike) -> str:
+    return read_bytes(path).decode("utf-8")
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    write_atomic(path, lambda f: f.write(data))
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[IO], object]) -> None:
+    """`write(stream)` into `path` so that the file exists only when complete."""
+    fs, inner = _fs(path)
+    if not isinstance(fs, LocalFileSystem):
+        buffer = io.BytesIO()  # uploaded once complete: a stream would upload what a failed write left
+        write(buffer)
+        fs.pipe_file(inner, buffer.getvalue())
+        return
+    tmp = inner + TMP_SUFFIX
+    with open(tmp, "wb") as stream:
+        write(stream)
+    os.replace(tmp, inner)
+
+
+def remove(path: str | os.PathLike) -> None:
+    """The file, when it exists."""
+    fs, inner = _fs(path)
+    if fs.exists(inner):
+        fs.rm_file(inner)

@@ -1,0 +1,36 @@
+"""One I/O layer for local paths and URLs, against a real S3 API (moto's server on loopback)."""
+
+import pytest
+
+from tagmill.engine import storage
+
+
+@pytest.fixture(params=["local", "s3"])
+def base(request, tmp_path):
+    return str(tmp_path) if request.param == "local" else request.getfixturevalue("s3_bucket") + "/data"
+
+
+def test_write_read_list_and_remove(base):
+    storage.makedirs(storage.join(base, "shards"))
+    path = storage.join(base, "shards", "00000_stats.json")
+    storage.write_text(path, '{"ok": true}')
+    storage.write_bytes(storage.join(base, "shards", "00000.tar"), b"tar")
+    assert storage.read_text(path) == '{"ok": true}'
+    assert storage.list_names(storage.join(base, "shards")) == {"00000_stats.json", "00000.tar"}
+    assert storage.glob(storage.join(base, "shards", "*.tar")) == [storage.join(base, "shards", "00000.tar")]
+    assert storage.is_file(path) and storage.is_dir(storage.join(base, "shards"))
+    assert storage.name(path) == "00000_stats.json" and storage.parent(path).endswith("shards")
+    storage.remove(path)
+    assert not storage.exists(path) and storage.list_names(storage.join(base, "missing")) == set()
+
+
+def test_a_failed_write_leaves_no_file(base):
+    path = storage.join(base, "half.json")
+
+    def fail(stream):
+        stream.write(b"{")
+        raise RuntimeError("stopped")
+
+    with pytest.raises(RuntimeError):
+        storage.write_atomic(path, fail)
+    assert not storage.exists(path)
