@@ -9,7 +9,6 @@ import functools
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Iterator
 
 from tagmill.engine import storage
@@ -249,7 +248,7 @@ def _rounds(args) -> None:
 
     history = run_rounds(load_rounds_config(args.config, args.set), args.input, args.work, args.rounds, args.truth)
     print(format_rounds(history))
-    print(f"rounds: {Path(args.work) / 'rounds.json'}\nreport: {Path(args.work) / 'report.html'}")
+    print(f"rounds: {storage.join(args.work, 'rounds.json')}\nreport: {storage.join(args.work, 'report.html')}")
 
 
 # ---- train, eval, tag (torch is imported only here) -------------------------------------------

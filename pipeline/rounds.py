@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from tagmill.engine import storage
 from tagmill.engine.config import (
     SHIPPED_CONFIGS, RunConfig, apply_overrides, build_dataclass, config_file, read_mapping, validate,
 )
@@ -94,45 +95,45 @@ def run_rounds(config: RoundsConfig, input_path: str, work: str | Path, rounds: 
         raise ValueError(f"--rounds must be 0 or more, not {rounds}")
     check_truth_file(truth)
     truth = truth or _truth_beside(input_path)
-    work = Path(work).resolve()  # the tagger paths a round's config records are absolute
-    work.mkdir(parents=True, exist_ok=True)
-    (work / ROUNDS_CONFIG).write_text(yaml.safe_dump(asdict(config), sort_keys=False), encoding="utf-8")
+    work = str(work) if storage.is_url(work) else str(Path(work).resolve())  # a round's config records absolute paths
+    storage.makedirs(work)
+    storage.write_text(storage.join(work, ROUNDS_CONFIG), yaml.safe_dump(asdict(config), sort_keys=False))
     history: list[dict] = []
     previous: str | None = None
     for number in range(rounds + 1):
-        folder = work / f"round-{number}"
+        folder = storage.join(work, f"round-{number}")
         run_config = round_run_config(config, previous)
         _run_step(run_config, input_path, folder, truth)
         model = _train_step(config, folder, previous)
         history.append(round_summary(number, folder, truth))
         _write_history(work, history)
-        previous = str(model)
+        previous = model
     return history
 
 
 def _truth_beside(input_path: str) -> str | None:
     """The input folder's truth.jsonl (the synthetic world writes one), when there is one."""
-    found = input_folder(input_path) / "truth.jsonl"
-    return str(found) if found.is_file() else None
+    found = storage.join(input_folder(input_path), "truth.jsonl")
+    return found if storage.is_file(found) else None
 
 
-def _run_step(config: RunConfig, input_path: str, folder: Path, truth: str | None) -> None:
+def _run_step(config: RunConfig, input_path: str, folder: str, truth: str | None) -> None:
     """The round's pipeline run; a run that completed is only checked, a partial one resumes."""
     try:
-        summary = run_job(config, input_path, str(folder))
+        summary = run_job(config, input_path, folder)
     except RunError as err:
-        raise ValueError(f"{folder.name}: {err}") from None
-    if summary["shards_skipped_as_complete"] < summary["shards"] or not (folder / "report.json").is_file():
+        raise ValueError(f"{storage.name(folder)}: {err}") from None
+    if summary["shards_skipped_as_complete"] < summary["shards"] or not storage.is_file(storage.join(folder, "report.json")):
         write_report(folder, truth)
 
 
-def _train_step(config: RoundsConfig, folder: Path, previous: str | None) -> Path:
+def _train_step(config: RoundsConfig, folder: str, previous: str | None) -> str:
     """The round's tagger, trained on the round's final tags, unless it is already trained."""
     from tagmill.model.train import train
 
-    model = folder / MODEL
-    if (model / "train.json").is_file():
-        log.warning("%s: model trained, skipped", folder.name)
+    model = storage.join(folder, MODEL)
+    if storage.is_file(storage.join(model, "train.json")):
+        log.warning("%s: model trained, skipped", storage.name(folder))
         return model
     train(folder, model, round_train_config(config, previous))
     return model
@@ -150,11 +151,11 @@ def round_train_config(config: RoundsConfig, previous_model: str | None) -> Trai
     return train_config
 
 
-def round_summary(number: int, folder: Path, truth: str | None) -> dict:
+def round_summary(number: int, folder: str, truth: str | None) -> dict:
     """One round's figures for rounds.json, from what the round wrote."""
-    report = json.loads((folder / "report.json").read_text())
-    trained = json.loads((folder / MODEL / "train.json").read_text())
-    summary = {"round": number, "folder": folder.name, "stages": report["stages"], "samples": report["samples"],
+    report = json.loads(storage.read_text(storage.join(folder, "report.json")))
+    trained = json.loads(storage.read_text(storage.join(folder, MODEL, "train.json")))
+    summary = {"round": number, "folder": storage.name(folder), "stages": report["stages"], "samples": report["samples"],
                "tags_per_sample": report["tags_per_sample"], "drops_by_rule": report["drops_by_rule"],
                "model_map": round(trained["holdout"]["mAP"], 4), "model_train_samples": trained["train_samples"]}
     if truth:
@@ -172,21 +173,21 @@ def _stages_run(report: dict) -> set[str]:
     return {"parsed"} | ({"generated"} if "generate" in ran else set()) | ({"cleaned"} if "clean" in ran else set())
 
 
-def _holdout_map_against_truth(folder: Path, truth: str) -> float:
+def _holdout_map_against_truth(folder: str, truth: str) -> float:
     """The round's tagger on its held-out split, scored against the truth rather than the round's tags."""
     from tagmill.model.evaluate import evaluate_checkpoint
 
-    cached = folder / MODEL / "truth_eval.json"
-    if not cached.is_file():
-        result = evaluate_checkpoint(str(folder / MODEL), str(folder), truth, "holdout")
-        cached.write_text(json.dumps({k: v for k, v in result.items() if k != "per_tag"}, indent=1) + "\n")
-    return round(json.loads(cached.read_text())["mAP"], 4)
+    cached = storage.join(folder, MODEL, "truth_eval.json")
+    if not storage.is_file(cached):
+        result = evaluate_checkpoint(storage.join(folder, MODEL), folder, truth, "holdout")
+        storage.write_text(cached, json.dumps({k: v for k, v in result.items() if k != "per_tag"}, indent=1) + "\n")
+    return round(json.loads(storage.read_text(cached))["mAP"], 4)
 
 
-def _write_history(work: Path, history: list[dict]) -> None:
+def _write_history(work: str, history: list[dict]) -> None:
     from tagmill.engine.report.rounds_page import write_rounds_page
 
-    (work / ROUNDS_JSON).write_text(json.dumps(history, indent=1) + "\n", encoding="utf-8")
+    storage.write_text(storage.join(work, ROUNDS_JSON), json.dumps(history, indent=1) + "\n")
     write_rounds_page(history, work)
 
 

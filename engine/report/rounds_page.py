@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import html
-from pathlib import Path
 
+from tagmill.engine import storage
 from tagmill.engine.report.html import REPORT_HTML, figure_html, html_table, pyplot, write_page
 
 
-def write_rounds_page(history: list[dict], work: str | Path) -> Path:
+def write_rounds_page(history: list[dict], work: str) -> str:
     """WORK/report.html: a table and plots of rounds.json, linking each round's own audit report."""
     sections = [_rounds_table(history), _truth_table(history), _plots(history)]
-    return write_page(Path(work) / REPORT_HTML, "tagmill rounds", sections)
+    return write_page(storage.join(work, REPORT_HTML), "tagmill rounds", sections)
 
 
 def _rounds_table(history: list[dict]) -> str:

@@ -134,6 +134,6 @@ def test_rounds_without_a_truth_show_dashes_and_say_there_is_nothing_to_score(tm
     history = [{"round": 0, "folder": "round-0", "stages": ["parse"], "samples": 10, "drops_by_rule": {},
                 "tags_per_sample": {"parsed": 2.0, "generated": 2.0, "cleaned": 2.0}, "model_map": 0.5}]
     assert format_rounds(history).splitlines()[1].split() == ["0", "2.00", "0", "0.500", "-", "-", "-", "-"]
-    page = write_rounds_page(history, tmp_path).read_text()
+    page = Path(write_rounds_page(history, str(tmp_path))).read_text()
     assert "data:image/png;base64" in page  # the plots across rounds, the truth's empty
     assert "Final tags against the truth" not in page and "round-0/report.html" in page
