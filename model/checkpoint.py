@@ -4,20 +4,21 @@ A model folder holds `model.safetensors` and `tagger.json` (architecture with it
 thresholds): a trained tagger, or an official RAM, RAM++ or Tag2Text model imported into this format
 (`tagmill import-model`); `load_model` loads either.
 A training state folder adds `optimizer.safetensors` and `state.json` (optimizer hyper-parameters,
-scheduler, epoch and step), enough to resume exactly.
+scheduler, epoch and step), enough to resume exactly. Folders may be local or URLs (`engine.storage`);
+every file is written whole or not at all.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, load_file, save
 from torch import nn
 
+from tagmill.engine import storage
 from tagmill.model.config import model_config
 from tagmill.model.factory import build_model
 from tagmill.model.ram.config import FAMILY_NAMES
@@ -26,6 +27,8 @@ from tagmill.model.tagger import Tagger
 FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"
 META_FILE = "tagger.json"
+OPTIMIZER_FILE = "optimizer.safetensors"
+STATE_FILE = "state.json"
 
 
 class CheckpointError(ValueError):
@@ -46,17 +49,23 @@ def save_model(model: nn.Module, folder: str | Path, tags: list[str], extra: dic
     """A model of any family: its weights, and its architecture, tags and thresholds in JSON."""
     if len(tags) != model.num_tags:
         raise ValueError(f"{len(tags)} tag names for a model of {model.num_tags} tags")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    storage.makedirs(folder)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {"format": FORMAT_VERSION, "config": model.config.to_dict(), "tags": list(tags),
             "thresholds": model.thresholds.tolist(), **(extra or {})}
-    save_tensors(folder / MODEL_FILE, state)
-    _atomic_write(folder / META_FILE, lambda path: path.write_text(json.dumps(meta, indent=1) + "\n"))
+    save_tensors(storage.join(folder, MODEL_FILE), state)
+    storage.write_text(storage.join(folder, META_FILE), json.dumps(meta, indent=1) + "\n")
 
 
-def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    _atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> None:
+    storage.write_bytes(path, save(tensors))
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors on the CPU: a local file memory-mapped, any other read whole."""
+    if storage.is_local(path):
+        return load_file(str(path))
+    return load(storage.read_bytes(path))
 
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, list[str]]:
@@ -95,7 +104,7 @@ def _load(folder: str | Path, meta: dict[str, Any], device: str | torch.device) 
 
 
 def _load_weights(model: nn.Module, folder: str | Path, name: str) -> None:
-    state = load_file(str(Path(folder) / MODEL_FILE))
+    state = load_tensors(storage.join(folder, MODEL_FILE))
     missing, unexpected = _mismatch(model, state)
     if missing or unexpected:
         raise CheckpointError(f"{folder} does not fit architecture {name!r}: missing {missing[:3]}, "
@@ -107,10 +116,9 @@ def _load_weights(model: nn.Module, folder: str | Path, name: str) -> None:
 
 
 def read_meta(folder: str | Path) -> dict[str, Any]:
-    path = Path(folder) / META_FILE
-    if not path.is_file() or not (Path(folder) / MODEL_FILE).is_file():
+    if not {MODEL_FILE, META_FILE} <= storage.list_names(folder):
         raise CheckpointError(f"{folder} is not a tagger checkpoint (needs {MODEL_FILE} and {META_FILE})")
-    meta = json.loads(path.read_text())
+    meta = json.loads(storage.read_text(storage.join(folder, META_FILE)))
     if meta.get("format", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{folder} was written by a newer tagmill (format {meta['format']})")
     return meta
@@ -129,30 +137,26 @@ def _text_dim(model: Tagger) -> int | None:
 
 def save_training_state(folder: str | Path, optimizer: torch.optim.Optimizer, scheduler, state: dict) -> None:
     """Optimizer tensors into safetensors, its hyper-parameters, the scheduler and `state` into JSON."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    storage.makedirs(folder)
     optimizer_state = optimizer.state_dict()
     tensors = {f"{index}.{name}": value.detach().contiguous().cpu()
                for index, slots in optimizer_state["state"].items() for name, value in slots.items()
                if isinstance(value, torch.Tensor)}
     meta = {"param_groups": optimizer_state["param_groups"], "scheduler": scheduler.state_dict(), **state}
-    save_tensors(folder / "optimizer.safetensors", tensors)
-    _atomic_write(folder / "state.json", lambda path: path.write_text(json.dumps(meta, indent=1)))
+    save_tensors(storage.join(folder, OPTIMIZER_FILE), tensors)
+    storage.write_text(storage.join(folder, STATE_FILE), json.dumps(meta, indent=1))
+
+
+def has_training_state(folder: str | Path) -> bool:
+    return storage.is_file(storage.join(folder, STATE_FILE))
 
 
 def load_training_state(folder: str | Path, optimizer: torch.optim.Optimizer, scheduler) -> dict:
-    folder = Path(folder)
-    meta = json.loads((folder / "state.json").read_text())
+    meta = json.loads(storage.read_text(storage.join(folder, STATE_FILE)))
     slots: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in load_file(str(folder / "optimizer.safetensors")).items():
+    for key, value in load_tensors(storage.join(folder, OPTIMIZER_FILE)).items():
         index, name = key.split(".", 1)
         slots.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": slots, "param_groups": meta.pop("param_groups")})
     scheduler.load_state_dict(meta.pop("scheduler"))
     return meta
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)

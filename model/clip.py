@@ -4,7 +4,8 @@ A CLIP is named in one of three ways, and nothing is ever downloaded:
 - `ARCH`, an open_clip architecture or one of `configs/clip/*.json`, randomly initialised (tests only);
 - `ARCH:WEIGHTS`, with WEIGHTS a local checkpoint file (e.g. `ViT-B-32:/models/openai.bin`) or one of
   open_clip's pretrained tags for ARCH (e.g. `ViT-B-32:openai`, loaded from open_clip's cache);
-- a folder written by `tagmill train-clip` (`clip.json` naming its architecture, `model.safetensors`).
+- a folder written by `tagmill train-clip` (`clip.json` naming its architecture, `model.safetensors`), a
+  local path or a URL (`engine.storage`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import open_clip
 import torch
 
+from tagmill.engine import storage
 from tagmill.engine.config import SHIPPED_CONFIGS
 from tagmill.engine.images import decode_rgb
 
@@ -41,8 +43,8 @@ def create_clip(arch: str) -> tuple[torch.nn.Module, object, object]:
 @lru_cache(maxsize=2)
 def load_clip(spec: str) -> tuple[torch.nn.Module, object, object]:
     """The CLIP model (eval mode, CPU), its image transform and its tokenizer."""
-    if Path(spec).is_dir():
-        return _load_folder(Path(spec))
+    if storage.is_dir(spec):
+        return _load_folder(spec)
     arch, _, weights = spec.partition(":")
     if weights and not Path(weights).is_file():
         if weights in open_clip.list_pretrained_tags_by_model(arch):
@@ -57,14 +59,14 @@ def load_clip(spec: str) -> tuple[torch.nn.Module, object, object]:
     return model.eval(), preprocess, tokenizer
 
 
-def _load_folder(folder: Path) -> tuple[torch.nn.Module, object, object]:
-    from safetensors.torch import load_file
+def _load_folder(folder: str) -> tuple[torch.nn.Module, object, object]:
+    from tagmill.model.checkpoint import load_tensors
 
-    meta_path, weights = folder / FOLDER_META, folder / FOLDER_WEIGHTS
-    if not meta_path.is_file() or not weights.is_file():
+    if not {FOLDER_META, FOLDER_WEIGHTS} <= storage.list_names(folder):
         raise FileNotFoundError(f"{folder} is not a CLIP folder (needs {FOLDER_META} and {FOLDER_WEIGHTS})")
-    model, preprocess, tokenizer = create_clip(json.loads(meta_path.read_text())["arch"])
-    model.load_state_dict(load_file(str(weights)))
+    arch = json.loads(storage.read_text(storage.join(folder, FOLDER_META)))["arch"]
+    model, preprocess, tokenizer = create_clip(arch)
+    model.load_state_dict(load_tensors(storage.join(folder, FOLDER_WEIGHTS)))
     return model.eval(), preprocess, tokenizer
 
 

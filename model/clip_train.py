@@ -16,6 +16,7 @@ import torch
 from open_clip.loss import ClipLoss
 from tqdm import tqdm
 
+from tagmill.engine import storage
 from tagmill.engine.config import SHIPPED_CONFIGS, load_dataclass
 from tagmill.engine.images import decode_rgb
 from tagmill.model.clip import FOLDER_META, FOLDER_WEIGHTS, create_clip
@@ -63,12 +64,14 @@ class CaptionDecoder:
 
 
 def save_clip(model: torch.nn.Module, arch: str, folder: str | Path, extra: dict | None = None) -> None:
-    from safetensors.torch import save_file
+    """The CLIP folder `load_clip` reads, a local path or a URL: weights first, `clip.json` last."""
+    from tagmill.model.checkpoint import save_tensors
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(folder / FOLDER_WEIGHTS))
-    (folder / FOLDER_META).write_text(json.dumps({"arch": arch, **(extra or {})}, indent=1) + "\n")
+    storage.makedirs(folder)
+    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_tensors(storage.join(folder, FOLDER_WEIGHTS), weights)
+    meta = {"arch": arch, **(extra or {})}
+    storage.write_text(storage.join(folder, FOLDER_META), json.dumps(meta, indent=1) + "\n")
 
 
 def train_clip(shards: str | Path, out_dir: str | Path, config: ClipTrainConfig) -> dict:

@@ -1,14 +1,14 @@
 """Reading the pipeline's shards for training and evaluation: streaming webdataset, multi-worker.
 
-Samples are split into training and held-out by a stable hash of their key, so every epoch, worker
-and rerun agrees on the split without a split file. A sample whose image will not decode is
-skipped and counted, never a crash. Training on several processes deals each its own shards
-(`share_shards`), and every process cuts its share into the same number of batches.
+Shards may live anywhere `engine.storage` reaches (local folders, `s3://`, `gs://`, ...): webdataset
+reads the streams storage opens. Samples are split into training and held-out by a stable hash of
+their key, so every epoch, worker and rerun agrees on the split without a split file. A sample whose
+image will not decode is skipped and counted, never a crash. Training on several processes deals each
+its own shards (`share_shards`), and every process cuts its share into the same number of batches.
 """
 
 from __future__ import annotations
 
-import glob
 import itertools
 import json
 import math
@@ -16,14 +16,16 @@ import random
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 import webdataset as wds
 from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision.transforms.v2 import functional as F
+from webdataset.tariterators import group_by_keys, tar_file_expander
 
+from tagmill.engine import storage
 from tagmill.engine.images import EXTENSIONS, decode_rgb
 
 HOLDOUT_BUCKETS = 10_000
@@ -34,17 +36,24 @@ class ShardError(ValueError):
 
 
 def shard_paths(shards: str | Path) -> list[str]:
-    """The .tar shards of a folder (a pipeline output's `shards/`, or the output folder itself) or glob."""
+    """The .tar shards of a folder (a pipeline output's `shards/`, or the output folder itself), a glob or a
+    .tar file; a path or a URL."""
     text = str(shards)
-    folder = Path(text)
-    if folder.is_dir() and (folder / "shards").is_dir():
-        folder = folder / "shards"
-    paths = sorted(glob.glob(text)) if any(c in text for c in "*?[") else sorted(map(str, folder.glob("*.tar")))
-    if folder.is_file() and text.endswith(".tar"):
+    if any(c in text for c in "*?["):
+        paths = storage.glob(text)
+    elif text.endswith(".tar") and storage.is_file(text):
         paths = [text]
+    else:
+        paths = storage.glob(storage.join(_shards_folder(text), "*.tar"))
     if not paths:
         raise ShardError(f"no .tar shards at {shards}")
     return paths
+
+
+def _shards_folder(folder: str) -> str:
+    """A pipeline output's `shards/` folder, or the folder itself."""
+    inner = storage.join(folder, "shards")
+    return inner if storage.is_dir(inner) else folder
 
 
 def in_split(key: str, split: str, holdout: float) -> bool:
@@ -163,12 +172,32 @@ def _split_pipeline(paths: list[str], decoder: SampleDecoder, split: str, holdou
     stages = [wds.SimpleShardList(paths)]
     if shuffle_seed is not None:
         stages.append(wds.shuffle(len(paths), rng=random.Random(shuffle_seed)))
-    stages += [wds.split_by_worker, wds.tarfile_to_samples(handler=wds.warn_and_continue),
+    stages += [wds.split_by_worker, _tar_samples,
                wds.select(lambda s: in_split(s["__key__"], split, holdout))]
     if shuffle_seed is not None:
         stages.append(wds.shuffle(2000, initial=500, rng=random.Random(shuffle_seed + 1)))
     stages.append(wds.map(_MarkSkipped(decoder)))
     return wds.DataPipeline(*stages)
+
+
+def _tar_samples(shards: Iterable[dict]) -> Iterator[dict]:
+    """webdataset's `tarfile_to_samples` over streams opened by `storage`, so a shard may be a URL of any
+    fsspec protocol; a shard that cannot be read is warned about and passed over."""
+    files = tar_file_expander(_opened(shards), handler=wds.warn_and_continue)
+    return group_by_keys(files, handler=wds.warn_and_continue)
+
+
+def _opened(shards: Iterable[dict]) -> Iterator[dict]:
+    """Each shard with its open stream, closed once its samples have been read."""
+    for shard in shards:
+        try:
+            stream = storage.open_file(shard["url"])
+        except OSError as err:
+            err.args += (shard["url"],)
+            wds.warn_and_continue(err)
+            continue
+        with stream:
+            yield {**shard, "stream": stream}
 
 
 def _single_thread_worker(_: int) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tagmill.engine import storage
 from tagmill.engine.images import decode_rgb
 from tagmill.model.checkpoint import load_model
 from tagmill.model.factory import image_transform
@@ -78,12 +79,12 @@ class TaggedImages:
 
 
 def tag_image_files(model_dir: str, paths: list[str]) -> TaggedImages:
-    """Tags, captions and raw logits of image files, on the CPU, a batch at a time."""
+    """Tags, captions and raw logits of image files (paths or URLs), on the CPU, a batch at a time."""
     tagger = LoadedTagger(model_dir, device="cpu")
     captions = tagger.model.caption is not None
     logits, written = [], []
     for start in range(0, len(paths), TAG_BATCH):
-        encoded = [Path(path).read_bytes() for path in paths[start:start + TAG_BATCH]]
+        encoded = [storage.read_bytes(path) for path in paths[start:start + TAG_BATCH]]
         batch_logits, batch_captions = tagger.predict_logits(encoded, captions)
         logits.append(batch_logits)
         written += batch_captions or [None] * len(encoded)

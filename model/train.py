@@ -19,8 +19,10 @@ from timm.loss import AsymmetricLossMultiLabel
 from torch import nn
 from tqdm import tqdm
 
+from tagmill.engine import storage
 from tagmill.engine.config import SHIPPED_CONFIGS, ConfigError, load_dataclass
-from tagmill.model.checkpoint import load_training_state, save_tagger, save_training_state
+from tagmill.model.checkpoint import (MODEL_FILE, has_training_state, load_tensors, load_training_state, save_tagger,
+                                      save_training_state)
 from tagmill.model.config import ModelConfig, model_config
 from tagmill.model.data import (Batch, SampleDecoder, iterate_batches, make_loader, shard_paths, share_batches,
                                 share_shards)
@@ -33,6 +35,7 @@ from tagmill.model.vocabulary import shard_captions, shard_vocabulary, split_cou
 
 log = logging.getLogger(__name__)
 STATE_DIR = "checkpoints/last"
+METRICS_FILE = "metrics.jsonl"
 DEFAULT_TRAIN_CONFIG = SHIPPED_CONFIGS / "train" / "tiny.yaml"
 
 
@@ -111,7 +114,8 @@ def pick_device(requested: str) -> torch.device:
 
 
 def train(shards: str | Path, out_dir: str | Path, config: TrainConfig) -> dict | None:
-    """Train (or resume) a tagger on the shards; writes the checkpoint, metrics.jsonl and train.json.
+    """Train (or resume) a tagger on the shards; writes the checkpoint, metrics.jsonl and train.json. Shards
+    and output may be local folders or URLs (`engine.storage`).
 
     Under torchrun each process trains on its own share of the shards (DistributedDataParallel); without
     it, `nproc` > 1 starts that many such processes on this machine. The first process returns the
@@ -147,8 +151,8 @@ def _usable_cores() -> int:
 def _train(shards: str | Path, out_dir: str | Path, config: TrainConfig, world: World) -> dict | None:
     config = replace(config, nproc=world.size)  # the summary records how many processes trained
     torch.manual_seed(world.seed(config.seed))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = str(out_dir)
+    storage.makedirs(out)
     paths = shard_paths(shards)
     tags = shard_vocabulary(paths)
     model = _initial_model(tags, config, paths)
@@ -223,7 +227,7 @@ class _Run:
     the held-out predictions of every process's shards."""
 
     def __init__(self, config: TrainConfig, model: Tagger, paths: list[str], tags: list[str], world: World,
-                 out: Path):
+                 out: str):
         self.config, self.model, self.tags, self.world, self.out = config, model, tags, world, out
         self.device = world.device
         loss = AsymmetricLossMultiLabel(gamma_neg=config.loss.gamma_neg, gamma_pos=config.loss.gamma_pos,
@@ -240,6 +244,7 @@ class _Run:
                                                                                           self.total_steps))
         self.state = {"epoch": 0, "batches_done": 0, "step": 0, "skipped": 0}
         self.skipped_uncounted = 0  # this process's skipped samples not yet in state["skipped"]
+        self.metrics = _read_metrics(storage.join(out, METRICS_FILE))
         self._resume()
 
     def _decoder(self, train: bool) -> SampleDecoder:
@@ -247,12 +252,10 @@ class _Run:
                               augment=train and self.config.augment)
 
     def _resume(self) -> None:
-        folder = self.out / STATE_DIR
-        if not (folder / "state.json").is_file():
+        folder = storage.join(self.out, STATE_DIR)
+        if not has_training_state(folder):
             return
-        from safetensors.torch import load_file
-
-        self.model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        self.model.load_state_dict(load_tensors(storage.join(folder, MODEL_FILE)))
         self.state = load_training_state(folder, self.optimizer, self.scheduler)
         if self.world.main:
             log.warning("resuming from %s at epoch %d, step %d", folder, self.state["epoch"], self.state["step"])
@@ -264,8 +267,12 @@ class _Run:
             self.state.update(epoch=epoch + 1, batches_done=0)
             self._checkpoint()
             if self.world.main:
-                with open(self.out / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(metrics) + "\n")
+                self._write_metrics(metrics)
+
+    def _write_metrics(self, metrics: dict) -> None:
+        """metrics.jsonl with this epoch's line added, written whole (an object store cannot append)."""
+        self.metrics += json.dumps(metrics) + "\n"
+        storage.write_text(storage.join(self.out, METRICS_FILE), self.metrics)
 
     def _epoch(self, epoch: int) -> None:
         self.model.train()
@@ -328,7 +335,7 @@ class _Run:
         self._count_skipped()
         if not self.world.main:
             return
-        folder = self.out / STATE_DIR
+        folder = storage.join(self.out, STATE_DIR)
         save_tagger(self.model, folder, self.tags)
         save_training_state(folder, self.optimizer, self.scheduler, self.state)
 
@@ -374,8 +381,13 @@ class _Run:
                    "train_samples": self.train_samples, "skipped_samples": self.state["skipped"],
                    "steps": self.state["step"], "config": asdict(self.config)}
         save_tagger(self.model, self.out, self.tags, {"train": summary})
-        (self.out / "train.json").write_text(json.dumps(summary, indent=1) + "\n")
+        storage.write_text(storage.join(self.out, "train.json"), json.dumps(summary, indent=1) + "\n")
         return summary
+
+
+def _read_metrics(path: str) -> str:
+    """The lines of metrics.jsonl so far: those of the epochs before a resumed run's."""
+    return storage.read_text(path) if storage.is_file(path) else ""
 
 
 def _parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -8,6 +8,7 @@ or the captioning branch), and anything that does not fit is one error naming wh
 
 from __future__ import annotations
 
+import io
 import pickle
 import re
 import warnings
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from tagmill.engine import storage
 from tagmill.engine.vocab import read_tag_list
 from tagmill.model.checkpoint import CheckpointError, save_model, save_tensors
 from tagmill.model.ram.config import FAMILY_NAMES, RamConfig
@@ -46,7 +48,7 @@ class ImportSummary:
 
 def import_checkpoint(checkpoint: str | Path, family: str, out: str | Path, tags_file: str | Path | None = None,
                       thresholds_file: str | Path | None = None, head_heads: int = 4) -> ImportSummary:
-    """Read, check and convert an official checkpoint; write the model folder `out`."""
+    """Read, check and convert an official checkpoint; write the model folder `out` (paths or URLs)."""
     state = read_official_state(checkpoint)
     check_family(state, family, checkpoint)
     tags = _tags(tags_file, state, family)
@@ -59,10 +61,9 @@ def import_checkpoint(checkpoint: str | Path, family: str, out: str | Path, tags
     notes = load_official_weights(model, state, str(checkpoint))
     if thresholds is not None:
         model.thresholds.copy_(torch.tensor(thresholds))
-    out = Path(out)
     notes.append(_keep_caption_branch(state, config, out))
-    kept = CAPTION_BRANCH_FILE if (out / CAPTION_BRANCH_FILE).is_file() else None
-    save_model(model, out, list(tags), {"imported_from": {"file": Path(checkpoint).name, "caption_branch": kept,
+    kept = CAPTION_BRANCH_FILE if storage.is_file(storage.join(out, CAPTION_BRANCH_FILE)) else None
+    save_model(model, out, list(tags), {"imported_from": {"file": storage.name(checkpoint), "caption_branch": kept,
                                                           "notes": notes}})
     return ImportSummary(config, len(tags), notes)
 
@@ -72,7 +73,7 @@ def import_checkpoint(checkpoint: str | Path, family: str, out: str | Path, tags
 def read_official_state(path: str | Path) -> State:
     """The state dict of an official file (`{"model": state_dict}` or a bare state dict), official key
     names, the tagging head under its current name."""
-    loaded = _load_plain_tensors(Path(path))
+    loaded = _load_plain_tensors(path)
     state = loaded.get("model", loaded) if isinstance(loaded, dict) else None
     if not isinstance(state, dict) or not state:
         raise CheckpointError(f"{path} holds no state dict (neither a 'model' entry nor tensors by name)")
@@ -82,8 +83,8 @@ def read_official_state(path: str | Path) -> State:
     return {_current_name(key): value for key, value in state.items()}
 
 
-def _load_plain_tensors(path: Path):
-    if not path.is_file():
+def _load_plain_tensors(path: str | Path):
+    if not storage.is_file(path):
         raise FileNotFoundError(f"no checkpoint file {path}")
     try:
         with warnings.catch_warnings():
@@ -95,8 +96,11 @@ def _load_plain_tensors(path: Path):
         raise CheckpointError(_unreadable(path, err)) from None
 
 
-def _torch_load(path: Path):
-    """Tensors and plain containers only; memory-mapped where the file's format allows it."""
+def _torch_load(path: str | Path):
+    """Tensors and plain containers only; a local file memory-mapped where its format allows it, any other
+    read whole."""
+    if not storage.is_local(path):
+        return torch.load(io.BytesIO(storage.read_bytes(path)), map_location="cpu", weights_only=True)
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except RuntimeError as err:
@@ -105,7 +109,7 @@ def _torch_load(path: Path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _refusal(path: Path, err: Exception) -> str:
+def _refusal(path: str | Path, err: Exception) -> str:
     text = str(err)
     if "Weights only load failed" not in text:
         return _unreadable(path, err)
@@ -116,7 +120,7 @@ def _refusal(path: Path, err: Exception) -> str:
             "nothing in it was run")
 
 
-def _unreadable(path: Path, err: Exception) -> str:
+def _unreadable(path: str | Path, err: Exception) -> str:
     reason = (str(err).strip().splitlines() or [""])[0].split(". ")[0][:120]
     detail = f"{type(err).__name__}: {reason}" if reason and not reason.strip("'").isdigit() else type(err).__name__
     return f"{path} is truncated or not a PyTorch checkpoint ({detail})"
@@ -153,7 +157,7 @@ def _tags(tags_file: str | Path | None, state: State, family: str) -> tuple[str,
 
 def read_thresholds(path: str | Path, count: int) -> list[float]:
     """One threshold per line, in tag order (RAM's `ram_tag_list_threshold.txt`)."""
-    lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [line.strip() for line in storage.read_text(path).splitlines() if line.strip()]
     if len(lines) != count:
         raise CheckpointError(f"{path} has {len(lines)} thresholds for {count} tags")
     try:
@@ -219,16 +223,16 @@ def _listed(keys: list[str]) -> str:
     return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
 
 
-def _keep_caption_branch(state: State, config: RamConfig, out: Path) -> str:
+def _keep_caption_branch(state: State, config: RamConfig, out: str | Path) -> str:
     """Tag2Text's captioning branch is kept beside the model (official names) for its tag-guided
     captions; RAM's is reported as not used."""
     branch = {key: value for key, value in state.items() if key.startswith(CAPTION_PREFIXES)}
-    (out / CAPTION_BRANCH_FILE).unlink(missing_ok=True)  # from an earlier import into the same folder
+    storage.remove(storage.join(out, CAPTION_BRANCH_FILE))  # from an earlier import into the same folder
     if not branch:
         return "no captioning branch in the file"
     if config.family != "tag2text":
         return f"captioning branch not used ({len(branch)} tensors of tag_encoder, text_decoder)"
-    out.mkdir(parents=True, exist_ok=True)
+    storage.makedirs(out)
     copies = {key: value.detach().clone().contiguous() for key, value in branch.items()}  # tied weights share memory
-    save_tensors(out / CAPTION_BRANCH_FILE, copies)
+    save_tensors(storage.join(out, CAPTION_BRANCH_FILE), copies)
     return f"captioning branch kept in {CAPTION_BRANCH_FILE} ({len(branch)} tensors)"

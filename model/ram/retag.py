@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from tagmill.engine import storage
 from tagmill.engine.merge import match_tags
 from tagmill.model.clip import embed_texts, load_clip
 from tagmill.model.ram.config import RamConfig
@@ -32,7 +33,7 @@ def read_descriptions(path: str | Path | None) -> dict[str, list[str]]:
     """JSON `{"tag": ["description", ...]}` (RAM++'s LLM tag descriptions), checked."""
     if not path:
         return {}
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    data = json.loads(storage.read_text(path))
     if not isinstance(data, dict) or not all(isinstance(v, list) and all(isinstance(d, str) and d.strip() for d in v)
                                              for v in data.values()):
         raise ValueError(f"{path}: descriptions must be a JSON object of tag -> list of non-empty strings")

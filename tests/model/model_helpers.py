@@ -59,11 +59,16 @@ def png_bytes(size=(20, 20), mode="RGBA", color=(0, 0, 255, 128)) -> bytes:
     return buffer.getvalue()
 
 
-def shard_json(tags: list[str], sources: dict[str, list[str]] | None = None) -> bytes:
-    """A shard sample's JSON as the pipeline writes it: final tags and, per tag, where it came from."""
+def shard_json(tags: list[str], sources: dict[str, list[str]] | None = None, captions: list[str] | None = None
+               ) -> bytes:
+    """A shard sample's JSON as the pipeline writes it: final tags and, per tag, where it came from; its
+    captions when given."""
     sources = sources or {tag: ["parsed"] for tag in tags}
     tag_sources = {tag: [{"source": source, "caption": 0} for source in found] for tag, found in sources.items()}
-    return json.dumps({"tags": tags, "tag_sources": tag_sources}).encode()
+    meta = {"tags": tags, "tag_sources": tag_sources}
+    if captions is not None:
+        meta["captions"] = captions
+    return json.dumps(meta).encode()
 
 
 def sample(key: str, tags: list[str], image: bytes | None = None, ext: str = "jpg",
@@ -90,16 +95,23 @@ def write_tar(path: Path, members: dict[str, bytes]) -> Path:
 COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (40, 60, 220)}
 
 
-def write_run(folder: Path, shard_sizes: list[int]) -> Path:
+def run_colour(key: str) -> str:
+    """The colour of a `write_run` sample."""
+    return list(COLOURS)[int(key[2:]) % len(COLOURS)]
+
+
+def write_run(folder: Path, shard_sizes: list[int], captions: bool = False) -> Path:
     """A run's output as training reads it: `shards/` with tars of the given sizes, each sample a plain
-    image of one colour tagged with the colour's name, and the run's vocab.json with those tags."""
+    image of one colour tagged with the colour's name (and, with `captions`, a caption naming it), and the
+    run's vocab.json with those tags."""
     (folder / "shards").mkdir(parents=True)
     for shard, size in enumerate(shard_sizes):
         members = {}
         for index in range(size):
-            colour = list(COLOURS)[index % len(COLOURS)]
-            members[f"{shard:02d}{index:04d}.jpg"] = jpeg_bytes((32, 32), COLOURS[colour])
-            members[f"{shard:02d}{index:04d}.json"] = shard_json([colour])
+            key = f"{shard:02d}{index:04d}"
+            colour = run_colour(key)
+            members[f"{key}.jpg"] = jpeg_bytes((32, 32), COLOURS[colour])
+            members[f"{key}.json"] = shard_json([colour], captions=[f"a {colour} square"] if captions else None)
         write_tar(folder / "shards" / f"{shard:05d}.tar", members)
     (folder / "vocab.json").write_text(json.dumps({"tags": list(COLOURS)}))
     return folder
