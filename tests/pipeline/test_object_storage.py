@@ -76,3 +76,17 @@ def test_a_manifest_on_s3_reads_its_images_and_vocabulary_beside_it(s3_bucket, t
     summary = run(["--input", f"{remote}/manifest.jsonl", "--output", f"{s3_bucket}/out"])
     assert (summary["counts"]["written"], summary["counts"]["rejected_by_reason"]) == (1, {"image_missing": 1})
     assert summary["counts"]["tags"] == {"square": 1} and summary["vocabulary"]["size"] == 2
+
+
+def test_synth_run_report_train_and_eval_all_on_s3(s3_bucket, capsys):
+    """The README's commands with every path a URL: nothing of it touches a local folder."""
+    world, out, model = f"{s3_bucket}/world", f"{s3_bucket}/out", f"{s3_bucket}/model"
+    assert main(["synth", "--out", world, "--n", "120", "--shard-size", "60", "--seed", "3"]) == 0
+    assert main(["run", "--input", world, "--output", out, "--truth", f"{world}/truth.jsonl"]) == 0
+    assert main(["report", out, "--truth", f"{world}/truth.jsonl"]) == 0
+    assert main(["train", "--shards", out, "--out", model, "--set", "epochs=1", "--set", "workers=0"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--model", model, "--shards", out, "--truth", f"{world}/truth.jsonl"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert 0.0 <= scores["mAP"] <= 1.0 and scores["samples"] == 120
+    assert {"model.safetensors", "tagger.json", "train.json", "metrics.jsonl"} <= storage.list_names(model)
