@@ -47,6 +47,15 @@ def test_the_synthetic_config_reads_its_run_and_training_files():
     assert config.train.model == "tiny-fine" and config.train.epochs == 3 and config.train.thresholds == "mixture"
 
 
+def test_the_demo_config_trains_briefly_and_continues_each_round():
+    config = load_rounds_config(CONFIGS / "rounds" / "demo.yaml")
+    assert config.train.model == "tiny" and config.train.epochs == 5 and config.train.workers == 0
+    assert config.warm_start.enabled and config.warm_start.epochs == 1
+    assert config.run.generate.margin == config.run.clean.rules.support.margin == 0.1
+    assert round_run_config(config, "MODEL").stages == ["parse", "generate", "clean"]
+    assert "configs/rounds/demo.yaml" in (CONFIGS.parent / "Makefile").read_text()
+
+
 def test_a_shipped_rounds_config_is_found_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert load_rounds_config("rounds/synthetic.yaml") == load_rounds_config(SYNTHETIC)
