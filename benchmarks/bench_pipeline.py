@@ -188,14 +188,14 @@ def _plain_loop(source: str, out: str) -> None:
     from tagmill.engine.parse.parser import CaptionParser
     from tagmill.engine.vocab import Vocabulary
     from tagmill.pipeline.sinks import write_shard
-    from tagmill.pipeline.sources import plan_input, read_shard
+    from tagmill.pipeline.sources import mark_duplicates, plan_input, read_shard
     from tagmill.pipeline.transforms import check_image, parsed_tags
 
     config = load_config(ROOT / "configs" / "default.yaml")
     folder = Path(out)
     folder.mkdir(parents=True)
     parser = CaptionParser(Vocabulary.from_files(Path(source) / "tags.txt", Path(source) / "synonyms.json"))
-    for task in plan_input(source, config.input.samples_per_shard):
+    for task in mark_duplicates(plan_input(source, config.input.samples_per_shard)):
         records = []
         for record in read_shard(task, config.input.max_caption_chars):
             check_image(record, config.input.max_image_pixels)

@@ -12,7 +12,7 @@ from tagmill.engine import storage
 from tagmill.engine.config import RunConfig
 from tagmill.engine.parse.mine import TermCounter, TermCounts
 from tagmill.pipeline.sinks import WriteShards
-from tagmill.pipeline.sources import ShardTask, read_shard
+from tagmill.pipeline.sources import ShardTask, id_places, later_places, read_shard, shard_ids, with_duplicates
 from tagmill.pipeline.transforms import CountRecords, ParseCaptions, check_image
 
 EMBEDDED_RUNNER = "FnApiRunner"
@@ -35,14 +35,47 @@ def _worker_options(config: RunConfig) -> list[str]:
     return [f"--direct_num_workers={config.runner.workers}", f"--direct_running_mode={mode}"]
 
 
-def build_run(pipeline: beam.Pipeline, tasks: list[ShardTask], config: RunConfig, vocab: dict,
-              shards_dir: str, fingerprint: str) -> beam.PCollection:
-    """Read every pending shard, check and parse its records, write it; yields each shard's stats."""
-    sizes = {t.index: t.size for t in tasks}
-    records = (
+class IndexInput(beam.PTransform):
+    """The input's index, read on the workers: (task, records it holds) and (task, position) of every
+    record whose id appeared earlier in the input, so the first occurrence of an id wins wherever the
+    copies sit.
+
+    Every task is indexed, also those a resumed run has already written, since their ids still come first.
+    """
+
+    def __init__(self, tasks: list[ShardTask]):
+        super().__init__()
+        self._tasks = tasks
+
+    def expand(self, pipeline: beam.Pipeline) -> tuple[beam.PCollection, beam.PCollection]:
+        ids = pipeline | "Tasks" >> beam.Create(self._tasks) | "ReadIds" >> beam.Map(shard_ids)  # Create spreads them
+        sizes = ids | "Sizes" >> beam.MapTuple(lambda shard, found: (shard, len(found)))
+        duplicates = (
+            ids
+            | "IdPlaces" >> beam.FlatMap(id_places)
+            | "ById" >> beam.GroupByKey()
+            | "LaterPlaces" >> beam.FlatMap(later_places)
+        )
+        return sizes, duplicates
+
+
+def _marked_tasks(pipeline: beam.Pipeline, tasks: list[ShardTask], duplicates: beam.PCollection) -> beam.PCollection:
+    """The tasks spread over the workers (beam.Create reshuffles them), each with its duplicate
+    positions from the index."""
+    return (
         pipeline
-        | "Shards" >> beam.Create([t for t in tasks if t.size > 0])
-        | "Spread" >> beam.Reshuffle()
+        | "Shards" >> beam.Create(tasks)
+        | "MarkDuplicates" >> beam.Map(with_duplicates, duplicates=beam.pvalue.AsMultiMap(duplicates))
+    )
+
+
+def build_run(pipeline: beam.Pipeline, tasks: list[ShardTask], pending: list[ShardTask], config: RunConfig,
+              vocab: dict, shards_dir: str, fingerprint: str) -> beam.PCollection:
+    """Index the input, then read every pending shard, check and parse its records, write it; yields
+    each shard's stats."""
+    sizes, duplicates = pipeline | "Index" >> IndexInput(tasks)
+    records = (
+        _marked_tasks(pipeline, pending, duplicates)
         | "Read" >> beam.FlatMap(read_shard, max_caption_chars=config.input.max_caption_chars,
                                  repair_text=config.input.repair_text)
         | "Count" >> beam.ParDo(CountRecords())
@@ -54,7 +87,7 @@ def build_run(pipeline: beam.Pipeline, tasks: list[ShardTask], config: RunConfig
         records = _model_stages(records, config, vocab, shards_dir)
     if config.runner.break_fusion:
         records = records | "BreakFusion" >> beam.Reshuffle()
-    return records | "Write" >> WriteShards(shards_dir, sizes, fingerprint)
+    return records | "Write" >> WriteShards(shards_dir, sizes, {t.index for t in pending}, fingerprint)
 
 
 def _model_stages(records: beam.PCollection, config: RunConfig, vocab: dict, shards_dir: str) -> beam.PCollection:
@@ -111,10 +144,9 @@ class _MineTerms(beam.CombineFn):
 
 def build_mining(pipeline: beam.Pipeline, tasks: list[ShardTask], config: RunConfig) -> beam.PCollection:
     """The corpus's term counts, for mining a vocabulary when none is given."""
+    _, duplicates = pipeline | "Index" >> IndexInput(tasks)
     return (
-        pipeline
-        | "Shards" >> beam.Create([t for t in tasks if t.size > 0])
-        | "Spread" >> beam.Reshuffle()
+        _marked_tasks(pipeline, tasks, duplicates)
         | "Captions" >> beam.FlatMap(_shard_captions, max_caption_chars=config.input.max_caption_chars,
                                      repair_text=config.input.repair_text)
         | "CountTerms" >> beam.CombineGlobally(_MineTerms(config.parse.spacy_model))

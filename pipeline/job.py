@@ -20,7 +20,7 @@ from tagmill.engine.config import DEFAULT_RUN_CONFIG, RunConfig, load_config, sa
 from tagmill.engine.parse.mine import select_vocabulary
 from tagmill.engine.vocab import Vocabulary, read_synonyms
 from tagmill.pipeline.graph import build_mining, build_run, make_pipeline
-from tagmill.pipeline.sinks import stats_name, write_shard
+from tagmill.pipeline.sinks import stats_name
 from tagmill.pipeline.sources import ShardTask, plan_input
 
 SHARDS = "shards"
@@ -113,9 +113,9 @@ def run_job(config: RunConfig, input_path: str, output: str, test_pipeline: beam
     timer.lap("vocabulary")
     written = storage.list_names(shards_dir)
     pending = [t for t in tasks if stats_name(t.index) not in written]
-    counters = _run_pipeline(config, pending, vocab, shards_dir, fingerprint, test_pipeline)
+    counters = _run_pipeline(config, tasks, pending, vocab, shards_dir, fingerprint, test_pipeline)
     timer.lap("pipeline")
-    summary = _finalize(output, tasks, pending, fingerprint)
+    summary = _finalize(output, tasks, pending)
     timer.lap("finalize")
     summary.update(config=config.to_dict(), vocabulary={"source": vocab.source, "size": len(vocab)},
                    versions=_versions(), beam_counters=counters, timings_s=timer.laps)
@@ -193,13 +193,13 @@ def _check_resumable(shards_dir: str, fingerprint: str) -> None:
                            "use a new output folder")
 
 
-def _run_pipeline(config: RunConfig, pending: list[ShardTask], vocab: Vocabulary, shards_dir: str,
-                  fingerprint: str, test_pipeline: beam.Pipeline | None) -> dict[str, int]:
-    if not any(t.size for t in pending):
+def _run_pipeline(config: RunConfig, tasks: list[ShardTask], pending: list[ShardTask], vocab: Vocabulary,
+                  shards_dir: str, fingerprint: str, test_pipeline: beam.Pipeline | None) -> dict[str, int]:
+    if not pending:
         return {}
     with _progress(shards_dir, pending):
         pipeline = make_pipeline(config, test_pipeline)
-        build_run(pipeline, pending, config, vocab.to_json(), shards_dir, fingerprint)
+        build_run(pipeline, tasks, pending, config, vocab.to_json(), shards_dir, fingerprint)
         result = pipeline.run()
         result.wait_until_finish()
     return _counters(result)
@@ -219,7 +219,7 @@ class _progress:
 
     def __init__(self, shards_dir: str, pending: list[ShardTask]):
         self._shards_dir = shards_dir
-        self._names = {stats_name(t.index) for t in pending if t.size}
+        self._names = {stats_name(t.index) for t in pending}
         self._done = threading.Event()
 
     def _count(self) -> int:
@@ -244,13 +244,13 @@ class _progress:
         return False
 
 
-def _finalize(out: str, tasks: list[ShardTask], pending: list[ShardTask], fingerprint: str) -> dict[str, Any]:
-    """Gather every shard's stats and rejects; prove that input == written + rejected."""
+def _finalize(out: str, tasks: list[ShardTask], pending: list[ShardTask]) -> dict[str, Any]:
+    """Gather every shard's stats and rejects; prove that input == written + rejected.
+
+    The writer writes a shard only with as many records as the input's index found in its part of
+    the input, so a shard's input count is what the input holds there.
+    """
     shards_dir = storage.join(out, SHARDS)
-    written = storage.list_names(shards_dir)
-    for task in tasks:
-        if task.size == 0 and stats_name(task.index) not in written:
-            write_shard(shards_dir, task.index, [], fingerprint)
     written = storage.list_names(shards_dir)
     missing = [t.name for t in tasks if stats_name(t.index) not in written]
     if missing:
@@ -258,12 +258,10 @@ def _finalize(out: str, tasks: list[ShardTask], pending: list[ShardTask], finger
     stats = [json.loads(storage.read_text(storage.join(shards_dir, stats_name(t.index)))) for t in tasks]
     _gather_rejects(out, tasks)
     counts = _sum_counts(stats)
-    planned = sum(t.size for t in tasks)
-    conserved = counts["input"] == planned == counts["written"] + counts["rejected"]
-    if not conserved:
-        raise RunError(f"records unaccounted for: planned {planned}, read {counts['input']}, "
+    if counts["input"] != counts["written"] + counts["rejected"]:
+        raise RunError(f"records unaccounted for: read {counts['input']}, "
                        f"written {counts['written']} + rejected {counts['rejected']}")
-    return {"counts": counts, "conservation": {"ok": True, "input": planned,
+    return {"counts": counts, "conservation": {"ok": True, "input": counts["input"],
                                                "written_plus_rejected": counts["written"] + counts["rejected"]},
             "shards": len(tasks), "shards_skipped_as_complete": len(tasks) - len(pending)}
 

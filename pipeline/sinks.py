@@ -95,41 +95,51 @@ class WriteShards(beam.PTransform):
     shards in flight. Records of a shard that a bundle ends without (a runner that breaks fusion
     splits them) leave it keyed by their shard, and a `GroupByKey` brings each such shard together
     before it is written: the same bytes either way, since a shard is written in input order.
+
+    `sizes` is the index's (shard, records) for every shard: a shard is written once all its records
+    are there, and never with fewer. Shards of `pending` that hold no records are written empty.
     """
 
-    def __init__(self, shards_dir: str, sizes: dict[int, int], fingerprint: str):
+    def __init__(self, shards_dir: str, sizes: beam.PCollection, pending: set[int], fingerprint: str):
         super().__init__()
         self._shards_dir = shards_dir
         self._sizes = sizes
+        self._pending = pending
         self._fingerprint = fingerprint
 
     def expand(self, records: beam.PCollection) -> beam.PCollection:
+        sizes = beam.pvalue.AsDict(self._sizes)
         written = records | "WriteWhole" >> beam.ParDo(
-            _WriteWholeShards(self._shards_dir, self._sizes, self._fingerprint)).with_outputs(PARTS, main="stats")
+            _WriteWholeShards(self._shards_dir, self._fingerprint), sizes=sizes).with_outputs(PARTS, main="stats")
         gathered = (
             written[PARTS]
             | "GroupParts" >> beam.GroupByKey()
-            | "WriteGathered" >> beam.Map(_write_gathered, shards_dir=self._shards_dir, sizes=self._sizes,
+            | "WriteGathered" >> beam.Map(_write_gathered, shards_dir=self._shards_dir, sizes=sizes,
                                           fingerprint=self._fingerprint)
         )
-        return (written.stats, gathered) | "AllStats" >> beam.Flatten()
+        empty = (
+            self._sizes
+            | "EmptyShards" >> beam.Filter(lambda shard_size, pending: shard_size[1] == 0 and shard_size[0] in pending,
+                                           pending=self._pending)
+            | "WriteEmpty" >> beam.Map(_write_empty, shards_dir=self._shards_dir, fingerprint=self._fingerprint)
+        )
+        return (written.stats, gathered, empty) | "AllStats" >> beam.Flatten()
 
 
 class _WriteWholeShards(beam.DoFn):
     """Writes each shard whose records all arrive within the bundle; hands on the rest by shard."""
 
-    def __init__(self, shards_dir: str, sizes: dict[int, int], fingerprint: str):
+    def __init__(self, shards_dir: str, fingerprint: str):
         self._shards_dir = shards_dir
-        self._sizes = sizes
         self._fingerprint = fingerprint
 
     def start_bundle(self):
         self._pending: dict[int, list[Record]] = {}
 
-    def process(self, record: Record) -> Iterator[dict[str, Any]]:
+    def process(self, record: Record, sizes: dict[int, int]) -> Iterator[dict[str, Any]]:
         records = self._pending.setdefault(record.shard, [])
         records.append(record)
-        if len(records) == self._sizes[record.shard]:
+        if len(records) == sizes[record.shard]:
             del self._pending[record.shard]
             yield _write_counted(self._shards_dir, record.shard, records, self._fingerprint)
 
@@ -149,6 +159,10 @@ def _write_gathered(shard_records: tuple[int, Iterable[Record]], shards_dir: str
         raise RuntimeError(f"shard {shard} gathered {len(records)} of its {sizes[shard]} records "
                            "(records lost upstream)")
     return _write_counted(shards_dir, shard, records, fingerprint)
+
+
+def _write_empty(shard_size: tuple[int, int], shards_dir: str, fingerprint: str) -> dict[str, Any]:
+    return _write_counted(shards_dir, shard_size[0], [], fingerprint)
 
 
 def _write_counted(shards_dir: str, shard: int, records: list[Record], fingerprint: str) -> dict[str, Any]:

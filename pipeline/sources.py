@@ -1,7 +1,9 @@
 """Reading inputs: webdataset tars as img2dataset writes them, and JSONL or Parquet manifests.
 
-`plan_input` cuts the input into shard tasks (one output shard each) and finds duplicate ids, so
-that the first occurrence wins wherever the copies sit. `read_shard` turns one task into records;
+`plan_input` cuts the input into shard tasks (one output shard each), from listings and manifest
+line counts alone. The input's index (each task's ids: `shard_ids`) finds how many records each task
+holds and which ids repeat, so that the first occurrence wins wherever the copies sit; the run's graph
+reads it on the runner's workers, `mark_duplicates` here in one process. `read_shard` turns one task into records;
 anything unusable becomes a record with a reject reason, never an exception. Text that is not valid
 UTF-8 (undecodable bytes, lone surrogates from JSON escapes) is one such thing wherever it sits: an
 id, a caption, an image path, metadata, a tar member name. With `repair_text`, captions and metadata
@@ -19,9 +21,10 @@ import math
 import os
 import posixpath
 import tarfile
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Iterator
+from typing import Iterable, Iterator, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,7 +33,7 @@ from tagmill.engine import storage
 from tagmill.engine.captions import check_captions, check_metadata, decode_caption, decode_text
 from tagmill.engine.images import EXTENSIONS
 from tagmill.engine.records import Record, RecordError, Reject, check_id, check_name_text
-from tagmill.engine.text import quoted
+from tagmill.engine.text import first_invalid, quoted
 
 MANIFEST_SUFFIXES = (".jsonl", ".json", ".parquet")
 CAPTION_KEYS = ("captions", "caption")
@@ -49,9 +52,9 @@ class ShardTask:
     path: str
     start: int = 0
     stop: int = 0
-    size: int = 0  # records this task yields
+    size: int = 0  # manifest records this task yields (tars: counted by their index)
     offset: int = 0  # byte offset of line `start` in a JSONL manifest
-    duplicates: tuple[int, ...] = field(default=())  # positions whose id appeared earlier
+    duplicates: tuple[int, ...] = field(default=())  # positions whose id appeared earlier (from the index)
     source: str = ""  # the path under the input's folder: records name it, the same wherever the input is stored
 
     @property
@@ -62,10 +65,9 @@ class ShardTask:
 # ---- planning ------------------------------------------------------------------------------
 
 def plan_input(path: str, samples_per_shard: int) -> list[ShardTask]:
-    """The shard tasks of an input (tar folder, tar glob, one tar, or a manifest), duplicates marked."""
+    """The shard tasks of an input (tar folder, tar glob, one tar, or a manifest); no tar is opened."""
     root = _input_root(path)
-    tasks = [dataclasses.replace(task, source=_under(task.path, root)) for task in _tasks(path, samples_per_shard)]
-    return _mark_duplicates(tasks)
+    return [dataclasses.replace(task, source=_under(task.path, root)) for task in _tasks(path, samples_per_shard)]
 
 
 def _input_root(path: str) -> str:
@@ -109,7 +111,7 @@ def _tasks(path: str, samples_per_shard: int) -> list[ShardTask]:
 
 
 def _tar_tasks(paths: list[str]) -> list[ShardTask]:
-    """One task per tar; its size is counted with its ids, in `_mark_duplicates`."""
+    """One task per tar; its records are counted by the input's index."""
     return [ShardTask(i, "tar", p) for i, p in enumerate(paths)]
 
 
@@ -139,22 +141,12 @@ def _count_rows(path: str) -> int:
         raise InputError(f"cannot read Parquet manifest {path}: {err}") from None
 
 
-def _mark_duplicates(tasks: list[ShardTask]) -> list[ShardTask]:
-    """Each task with the positions whose id appeared earlier, and (tars) its record count: one read of the ids."""
-    seen: set[str] = set()
-    marked = []
-    for task in tasks:
-        ids = list(_ids(task))
-        duplicates = []
-        for position, sample_id in enumerate(ids):
-            if sample_id is None:
-                continue
-            if sample_id in seen:
-                duplicates.append(position)
-            seen.add(sample_id)
-        size = len(ids) if task.kind == "tar" else task.size
-        marked.append(dataclasses.replace(task, size=size, duplicates=tuple(duplicates)))
-    return marked
+# ---- the index: each task's ids, read where the records are ------------------------------------
+
+def shard_ids(task: ShardTask) -> tuple[int, tuple[str | None, ...]]:
+    """A task's index and the id of each record it yields, in order: None where a record has none, or
+    one that is not valid UTF-8 (such a record is rejected, so its id can repeat no kept one)."""
+    return task.index, tuple(None if i is None or first_invalid(i) is not None else i for i in _ids(task))
 
 
 def _ids(task: ShardTask) -> Iterator[str | None]:
@@ -164,6 +156,38 @@ def _ids(task: ShardTask) -> Iterator[str | None]:
     else:  # read as a repairing run reads them, so no two records kept with one id can go unmarked
         for _, fields in _manifest_rows(task, repair=True):
             yield str(fields.get("id")) if isinstance(fields, dict) and fields.get("id") is not None else None
+
+
+def id_places(indexed: tuple[int, tuple[str | None, ...]]) -> Iterator[tuple[str, tuple[int, int]]]:
+    """(id, (task, position)) for each record of an indexed task that has an id."""
+    shard, ids = indexed
+    for position, sample_id in enumerate(ids):
+        if sample_id is not None:
+            yield sample_id, (shard, position)
+
+
+def later_places(id_and_places: tuple[str, Iterable[tuple[int, int]]]) -> list[tuple[int, int]]:
+    """The (task, position) of every occurrence of an id but the first in input order."""
+    return sorted(id_and_places[1])[1:]
+
+
+def with_duplicates(task: ShardTask, duplicates: Mapping[int, Iterable[int]]) -> ShardTask:
+    """The task with its duplicate positions, from the index's {task: positions} (a Beam multimap side
+    input, which gives an empty list for a task without any)."""
+    return dataclasses.replace(task, duplicates=tuple(sorted(duplicates[task.index])))
+
+
+def mark_duplicates(tasks: list[ShardTask]) -> list[ShardTask]:
+    """The tasks with their sizes and duplicates, indexed in this process (the run's graph indexes
+    on its workers)."""
+    index = [shard_ids(task) for task in tasks]
+    duplicates: dict[int, list[int]] = defaultdict(list)
+    seen: set[str] = set()
+    for sample_id, (shard, position) in (pair for indexed in index for pair in id_places(indexed)):
+        if sample_id in seen:
+            duplicates[shard].append(position)
+        seen.add(sample_id)
+    return [dataclasses.replace(with_duplicates(task, duplicates), size=len(ids)) for task, (_, ids) in zip(tasks, index)]
 
 
 # ---- reading -------------------------------------------------------------------------------

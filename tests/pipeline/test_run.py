@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import make_world, read_jsonl, shard_digests
+from helpers import jpeg_bytes, make_world, read_jsonl, shard_digests, write_manifest
 from tagmill.pipeline.job import run
 
 
@@ -88,6 +88,21 @@ def test_rerun_skips_complete_shards_and_finishes_partial_ones(world, first_run,
     digests = shard_digests(out)
     digests.pop("00000.parquet.tmp")
     assert digests == shard_digests(first_run)
+
+
+def test_an_id_repeated_in_a_later_shard_is_a_duplicate_also_after_its_first_shard_was_written(tmp_path):
+    (tmp_path / "image.jpg").write_bytes(jpeg_bytes())
+    lines = [{"id": sample_id, "image": "image.jpg", "caption": "a red circle"} for sample_id in "abcdea"]
+    write_manifest(tmp_path / "manifest.jsonl", lines)
+    args = ["--input", str(tmp_path / "manifest.jsonl"), "--output", str(tmp_path / "out"),
+            "--set", "input.samples_per_shard=2"]
+    run_cli(*args)
+    rejects = read_jsonl(tmp_path / "out" / "shards" / "00002_rejects.jsonl")
+    assert [(r["id"], r["reason"]) for r in rejects] == [("a", "id_duplicate")]
+    reference = shard_digests(tmp_path / "out")
+    (tmp_path / "out" / "shards" / "00002_stats.json").unlink()  # resumed: only shard 2 is read again
+    assert run_cli(*args)["shards_skipped_as_complete"] == 2
+    assert shard_digests(tmp_path / "out") == reference
 
 
 def test_a_killed_run_resumes_to_identical_output(tmp_path):
