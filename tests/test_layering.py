@@ -70,6 +70,21 @@ def test_the_engine_loads_no_torch_where_torch_is_installed(tmp_path):
     assert leaked == []
 
 
+SPACY_COMMAND_LINE = textwrap.dedent("""
+    import sys
+    from tagmill.engine.parse.parser import CaptionParser
+    print("spacy.cli" in sys.modules, "weasel" in sys.modules, "typer" in sys.modules)
+    import spacy, spacy.cli
+    print(callable(spacy.cli.download), spacy.info()["spacy_version"] == spacy.__version__)
+""")
+
+
+def test_spacy_loads_without_its_command_line_which_still_imports_when_asked_for(tmp_path):
+    result = python(SPACY_COMMAND_LINE, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-2:] == ["False False False", "True True"]
+
+
 PARSE_ONLY_RUN = textwrap.dedent("""
     import sys
     from tagmill.pipeline.cli import main

@@ -48,7 +48,7 @@ class CaptionParser:
     def __init__(self, vocab: Vocabulary, nlp: spacy.Language | None = None):
         self.vocab = vocab
         self._nlp = nlp if nlp is not None else spacy.blank("en")
-        self._tokenizer = _caption_tokenizer(self._nlp.tokenizer)
+        self._tokenizer = _with_larger_cache(self._nlp.tokenizer)
         self._matcher = PhraseMatcher(self._nlp.vocab, attr="LOWER")
         self._category = {tag: vocab.category(tag) or _category_by_word(tag) for tag in vocab.tags}
         self._tags_of: dict[int, tuple[str, ...]] = {}
@@ -56,9 +56,8 @@ class CaptionParser:
         self._compile(_surface_forms(vocab, self._category))
 
     def _compile(self, forms: dict[str, tuple[tuple[str, ...], bool]]) -> None:
-        """Every surface form into the phrase matcher, split by the pipeline's own tokenizer (not the
-        captions' one, whose cache is for the chunks captions say)."""
-        strings, tokenizer = self._nlp.vocab.strings, self._nlp.tokenizer
+        """Every surface form into the phrase matcher, split by the tokenizer that splits captions."""
+        strings, tokenizer = self._nlp.vocab.strings, self._tokenizer
         for form, (tags, canonical) in forms.items():
             key = strings.add(form)
             self._tags_of[key] = tags
@@ -122,8 +121,8 @@ def _patterns(tokenizer: Tokenizer, form: str) -> list[Doc]:
     return patterns
 
 
-def _caption_tokenizer(tokenizer: Tokenizer) -> Tokenizer:
-    """A tokenizer that splits as this one does, with a cache of its own that holds more chunks.
+def _with_larger_cache(tokenizer: Tokenizer) -> Tokenizer:
+    """The tokenizer, remembering more chunks.
 
     spaCy's tokenizer remembers how it split each distinct chunk (a word with its punctuation), up
     to `max_cache_size` chunks (10,000 by default); a chunk it does not remember goes through the
@@ -131,11 +130,8 @@ def _caption_tokenizer(tokenizer: Tokenizer) -> Tokenizer:
     taken (the surface forms of RAM's tags alone are 15,000), after which even "horse" is split anew
     in every caption.
     """
-    return Tokenizer(tokenizer.vocab, rules=tokenizer.rules, prefix_search=tokenizer.prefix_search,
-                     suffix_search=tokenizer.suffix_search, infix_finditer=tokenizer.infix_finditer,
-                     token_match=tokenizer.token_match, url_match=tokenizer.url_match,
-                     faster_heuristics=tokenizer.faster_heuristics,
-                     max_cache_size=max(tokenizer.max_cache_size, CACHED_CHUNKS))
+    tokenizer.max_cache_size = max(tokenizer.max_cache_size, CACHED_CHUNKS)
+    return tokenizer
 
 
 def _mention(doc: Doc, text: str, where: list[int] | None, match: Match, reason: str | None) -> Mention:

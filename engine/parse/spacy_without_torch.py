@@ -1,16 +1,23 @@
-"""spaCy, imported without torch.
+"""spaCy, imported without torch and without its command line.
 
 spaCy's machine-learning library, thinc, imports torch whenever torch is installed, for pipelines
 with torch layers that tagmill's parsing and mining never use; in a parse-only worker that costs
 about 700 MB and seconds of start-up. Imported from here (the parse package does it first), thinc
 finds no torch while spaCy loads, and torch stays importable for whatever asks for it afterwards.
 A process that has imported torch already loads spaCy as usual.
+
+spaCy's package also imports its whole command line (typer, weasel, requests: half a second) for
+`spacy.info` alone. While spaCy loads, that module is a stand-in whose `info` imports the real one
+when called; afterwards `spacy.cli` imports as usual.
 """
 
 from __future__ import annotations
 
 import importlib.abc
 import sys
+import types
+
+COMMAND_LINE = ("spacy.cli", "spacy.cli.info")
 
 
 class _HideTorch(importlib.abc.MetaPathFinder):
@@ -20,16 +27,30 @@ class _HideTorch(importlib.abc.MetaPathFinder):
         return None
 
 
+def _info(*args, **kwargs):
+    """spaCy's `spacy.info`, from its command line, imported when first called."""
+    from spacy.cli.info import info
+
+    return info(*args, **kwargs)
+
+
 def _import_spacy():
-    if "torch" in sys.modules or "spacy" in sys.modules:
+    if "spacy" in sys.modules:
         import spacy
         return spacy
+    stand_ins = {name: types.ModuleType(name) for name in COMMAND_LINE}
+    stand_ins["spacy.cli.info"].info = _info
     hide = _HideTorch()
-    sys.meta_path.insert(0, hide)
+    if "torch" not in sys.modules:
+        sys.meta_path.insert(0, hide)
+    sys.modules.update(stand_ins)
     try:
         import spacy
     finally:
-        sys.meta_path.remove(hide)
+        for name in COMMAND_LINE:
+            sys.modules.pop(name, None)
+        if hide in sys.meta_path:
+            sys.meta_path.remove(hide)
     return spacy
 
 
