@@ -110,12 +110,16 @@ def load_dataclass(cls: type, path: str | Path | None, overrides: list[str] = ()
     return build_dataclass(cls, apply_overrides(read_mapping(path) if path else {}, overrides), where)
 
 
-def config_file(path: str | Path) -> Path:
-    """A config file by its path, or one that ships with tagmill by its path under `configs/`.
+def config_file(path: str | Path) -> Path | str:
+    """A config file by its path or URL, or one that ships with tagmill by its path under `configs/`.
 
     `engine.yaml`, `engine`, `configs/engine.yaml` and `train/tiny` all name a shipped config, so the
     README's commands work from any folder with tagmill installed from a wheel.
     """
+    if storage.is_url(path):
+        if storage.is_file(path):
+            return str(path)
+        raise ConfigError(f"no config file {path}")
     given = Path(path)
     if given.is_file():
         return given
@@ -135,9 +139,9 @@ def read_mapping(path: str | Path) -> dict:
     """A YAML (or JSON) config file (see `config_file`) holding a mapping of settings."""
     path = config_file(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(storage.read_text(path))
     except OSError as err:
-        raise ConfigError(f"cannot read config {path}: {err.strerror}") from None
+        raise ConfigError(f"cannot read config {path}: {err.strerror or err}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"config {path} is not UTF-8 text") from None
     except yaml.YAMLError as err:

@@ -143,6 +143,14 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO], object]) -> None
     os.replace(tmp, inner)
 
 
+def local_path(path: str | os.PathLike) -> str:
+    """A local file's path as it is; a URL's file fetched once into a local cache, for libraries that
+    open local files only (open_clip and timm checkpoints)."""
+    if not is_url(path):
+        return str(path)
+    return fsspec.open_local(f"simplecache::{path}", simplecache={"same_names": False})
+
+
 def remove(path: str | os.PathLike) -> None:
     """The file, when it exists."""
     fs, inner = _fs(path)

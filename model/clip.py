@@ -2,8 +2,9 @@
 
 A CLIP is named in one of three ways, and nothing is ever downloaded:
 - `ARCH`, an open_clip architecture or one of `configs/clip/*.json`, randomly initialised (tests only);
-- `ARCH:WEIGHTS`, with WEIGHTS a local checkpoint file (e.g. `ViT-B-32:/models/openai.bin`) or one of
-  open_clip's pretrained tags for ARCH (e.g. `ViT-B-32:openai`, loaded from open_clip's cache);
+- `ARCH:WEIGHTS`, with WEIGHTS a checkpoint file (e.g. `ViT-B-32:/models/openai.bin`; a URL is fetched
+  once into a local cache) or one of open_clip's pretrained tags for ARCH (e.g. `ViT-B-32:openai`, loaded
+  from open_clip's cache);
 - a folder written by `tagmill train-clip` (`clip.json` naming its architecture, `model.safetensors`), a
   local path or a URL (`engine.storage`).
 """
@@ -43,9 +44,11 @@ def create_clip(arch: str) -> tuple[torch.nn.Module, object, object]:
 @lru_cache(maxsize=2)
 def load_clip(spec: str) -> tuple[torch.nn.Module, object, object]:
     """The CLIP model (eval mode, CPU), its image transform and its tokenizer."""
-    if storage.is_dir(spec):
+    if _names_a_folder(spec):
         return _load_folder(spec)
     arch, _, weights = spec.partition(":")
+    if storage.is_url(weights):
+        weights = storage.local_path(weights)
     if weights and not Path(weights).is_file():
         if weights in open_clip.list_pretrained_tags_by_model(arch):
             model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=weights)
@@ -57,6 +60,12 @@ def load_clip(spec: str) -> tuple[torch.nn.Module, object, object]:
     else:
         log.warning("CLIP %s has no weights: randomly initialised", arch)
     return model.eval(), preprocess, tokenizer
+
+
+def _names_a_folder(spec: str) -> bool:
+    """A folder's path or URL, not `ARCH:WEIGHTS` (whose weights may be a URL: `ViT-B-32:s3://...`)."""
+    scheme = spec.partition("://")[0] if storage.is_url(spec) else ""
+    return ":" not in scheme and storage.is_dir(spec)
 
 
 def _load_folder(folder: str) -> tuple[torch.nn.Module, object, object]:

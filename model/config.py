@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tagmill.engine import storage
 from tagmill.engine.config import SHIPPED_CONFIGS, ConfigError, build_dataclass, read_mapping
 from tagmill.model.ram.config import RamConfig, ram_config
 
@@ -74,7 +75,9 @@ def model_config(name_or_path: str | Path | dict) -> ModelConfig | RamConfig:
     return _checked(build_dataclass(ModelConfig, data, "model"))
 
 
-def _config_path(name_or_path: str | Path) -> Path:
+def _config_path(name_or_path: str | Path) -> Path | str:
+    if storage.is_url(name_or_path) and storage.is_file(name_or_path):
+        return str(name_or_path)
     path = Path(name_or_path)
     if not path.is_file():
         path = MODEL_CONFIGS / f"{name_or_path}.json"

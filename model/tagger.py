@@ -15,6 +15,7 @@ import timm
 import torch
 from torch import nn
 
+from tagmill.engine import storage
 from tagmill.model.config import ModelConfig
 
 
@@ -26,7 +27,7 @@ class ImageEncoder(nn.Module):
         encoder = config.encoder
         stage = encoder.feature_stage
         options = {"features_only": True, "out_indices": [stage]} if stage is not None else {"num_classes": 0}
-        self.backbone = timm.create_model(encoder.name, pretrained=False, checkpoint_path=encoder.pretrained_path or "",
+        self.backbone = timm.create_model(encoder.name, pretrained=False, checkpoint_path=storage.local_path(encoder.pretrained_path or ""),
                                           **options, **encoder.kwargs)
         self.staged = stage is not None
         self.dim = self.backbone.feature_info.channels()[-1] if self.staged else self.backbone.num_features

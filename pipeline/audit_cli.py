@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from tagmill.engine import storage
 from tagmill.engine.report.review import SAMPLE_JSONL, audit_dir, draw_sample
 from tagmill.engine.report.estimates_html import FIGURES, estimate_text
 
@@ -30,7 +31,7 @@ def _add_sample(steps, command) -> None:
 
 def _sample(args: argparse.Namespace) -> None:
     drawn = draw_sample(args.output, args.per_stratum, args.seed, args.top_tags)
-    print(f"added {drawn['added']} items; {drawn['total']} in {audit_dir(args.output) / SAMPLE_JSONL}")
+    print(f"added {drawn['added']} items; {drawn['total']} in {storage.join(audit_dir(args.output), SAMPLE_JSONL)}")
     for name, stratum in drawn["strata"].items():
         print(f"  {name:<32} {stratum['sampled']:>5} of {stratum['size']}")
     print(f"review them: tagmill audit serve {args.output}")

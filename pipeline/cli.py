@@ -21,7 +21,7 @@ from tagmill.engine.synth.world import SynthConfig, synthesize
 from tagmill.engine.text import find_invalid, first_invalid
 from tagmill.engine.vocab import Vocabulary, VocabularyError
 from tagmill.pipeline.audit_cli import add_audit, print_human_estimates
-from tagmill.pipeline.sources import InputError, plan_input, read_shard
+from tagmill.pipeline.sources import InputError, mark_duplicates, plan_input, read_shard
 
 USER_ERRORS = (ConfigError, InputError, VocabularyError, FileNotFoundError, ValueError)
 
@@ -110,7 +110,7 @@ def _captions(path: str) -> Iterator[str]:
         for line in _jsonl_objects(path):
             yield from _caption_values(line)
         return
-    for task in plan_input(path, 10_000):
+    for task in mark_duplicates(plan_input(path, 10_000)):
         for record in read_shard(task, max_caption_chars=10_000):
             yield from record.captions
 
@@ -327,7 +327,7 @@ def _tag(args) -> None:
         if caption is not None:
             print(f"  caption: {caption}")
     if args.logits:
-        np.save(args.logits, tagged.logits)
+        storage.write_atomic(args.logits, lambda stream: np.save(stream, tagged.logits))
 
 
 def _add_import_model(commands) -> None:

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
+from tagmill.engine import storage
 from tagmill.engine.images import shard_image
 from tagmill.engine.report.judgments import (JUDGMENTS_JSONL, REVIEWER, JudgmentError, JudgmentLog, judgment,
                                              latest_verdicts, read_judgments)
@@ -44,15 +45,16 @@ class ReviewSession:
     """One reviewer's pass over a run's sample: the items, their answers so far, and the judgment log."""
 
     def __init__(self, out: str | Path, reviewer: str):
-        self.out = Path(out)
+        self.out = str(out)
         if not REVIEWER.fullmatch(reviewer):
             raise ValueError("--reviewer must be 1 to 64 letters, digits, spaces or . @ + - _")
         self.reviewer = reviewer
         self.items = read_items(self.out)
         if not self.items:
             raise ValueError(f"{audit_dir(self.out)} holds no sample: draw one with `tagmill audit sample {out}`")
-        self.shards = {path.stem: path for path in (self.out / "shards").glob("*.tar")}
-        self.log = JudgmentLog(audit_dir(self.out) / JUDGMENTS_JSONL)
+        self.shards = {storage.name(path).removesuffix(".tar"): path
+                       for path in storage.glob(storage.join(self.out, "shards", "*.tar"))}
+        self.log = JudgmentLog(storage.join(audit_dir(self.out), JUDGMENTS_JSONL))
         self.answers = self._answers_so_far()
         self.lock = threading.Lock()
         self.images: OrderedDict[int, bytes | None] = OrderedDict()
@@ -72,7 +74,7 @@ class ReviewSession:
                  for index, item in enumerate(self.items)]
         with self.lock:
             answers = dict(self.answers)
-        return {"reviewer": self.reviewer, "run": self.out.name, "items": items, "answers": answers}
+        return {"reviewer": self.reviewer, "run": storage.name(self.out), "items": items, "answers": answers}
 
     def answer(self, payload: object) -> dict:
         """Validate an answer, append it to the judgment log, and count this reviewer's answered items."""

@@ -52,7 +52,7 @@ def load_rounds_config(path: str | Path | None, overrides: list[str] = ()) -> Ro
     Its sections `run` and `train` hold what run and training configs hold; a section's `from: FILE`
     (relative to the rounds config) starts it from that config file, its other keys override the file's.
     """
-    folder = config_file(path).parent if path else SHIPPED_CONFIGS
+    folder = storage.parent(config_file(path)) if path else str(SHIPPED_CONFIGS)
     data = read_mapping(path) if path else {}
     data.setdefault("train", {"from": str(DEFAULT_TRAIN_CONFIG)})
     for name in ("run", "train"):
@@ -61,9 +61,9 @@ def load_rounds_config(path: str | Path | None, overrides: list[str] = ()) -> Ro
     return build_dataclass(RoundsConfig, apply_overrides(data, overrides))
 
 
-def _from_file(section: dict, folder: Path) -> dict:
+def _from_file(section: dict, folder: str) -> dict:
     settings = dict(section)
-    base = read_mapping(folder / str(settings.pop("from")))
+    base = read_mapping(storage.join(folder, str(settings.pop("from"))))
     return _merged(base, settings)
 
 

@@ -20,6 +20,7 @@ from typing import Callable
 
 from statsmodels.stats.proportion import proportion_confint
 
+from tagmill.engine import storage
 from tagmill.engine.report.judgments import JUDGMENTS_JSONL, consensus, latest_verdicts, read_judgments
 from tagmill.engine.report.review import DROPPED_PREFIX, audit_dir, is_final, read_items, read_strata
 
@@ -82,7 +83,7 @@ def _round(value: float) -> float:
 
 def human_estimates(out) -> dict | None:
     """The run's figures from OUT/audit/judgments.jsonl; None when nobody has judged anything yet."""
-    judgments = read_judgments(audit_dir(out) / JUDGMENTS_JSONL)
+    judgments = read_judgments(storage.join(audit_dir(out), JUDGMENTS_JSONL))
     if not judgments:
         return None
     strata, items = read_strata(out)["strata"], read_items(out)

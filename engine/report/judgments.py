@@ -4,6 +4,10 @@ Each line is `{"sample", "tag", "verdict", "reviewer", "time"}`, verdict `right`
 only ever appended, each flushed to disk before the reviewer is told it is saved, so a killed server loses no
 answer it acknowledged. A reviewer who answers an item again (after stepping back with undo) adds a line; the
 latest line of each reviewer on an item is that reviewer's verdict.
+
+An output on object storage cannot append: there the log is rewritten whole with each answer, and is
+whole when the reviewer is told it is saved. Run one review server at a time on such an output; a
+local log takes several at once.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import re
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
+
+from tagmill.engine import storage
 
 JUDGMENTS_JSONL = "judgments.jsonl"
 VERDICTS = ("right", "wrong", "unsure")
@@ -39,26 +45,35 @@ def judgment(sample: str, tag: str, verdict: str, reviewer: str, time: str | Non
 
 
 class JudgmentLog:
-    """judgments.jsonl opened for appending; every line is on disk when `append` returns."""
+    """judgments.jsonl opened for appending; every line is stored when `append` returns."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._end_torn_line()
+        self.path = str(path)
+        self._stored: bytes | None = None  # on object storage, the log as last read or written
+        if storage.is_url(self.path):
+            self._stored = _ended(storage.read_bytes(self.path) if storage.is_file(self.path) else b"")
+        else:
+            storage.makedirs(storage.parent(self.path))
+            self._end_torn_line()
 
     def append(self, line: dict) -> None:
         self.extend([line])
 
     def extend(self, lines: list[dict]) -> None:
-        """Append judgments (already validated by `judgment`) and wait until they are on disk."""
-        with open(self.path, "a", encoding="utf-8") as file:
-            file.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+        """Append judgments (already validated by `judgment`) and wait until they are stored."""
+        text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode("utf-8")
+        if self._stored is not None:
+            storage.write_bytes(self.path, self._stored + text)
+            self._stored += text
+            return
+        with open(self.path, "ab") as file:
+            file.write(text)
             file.flush()
             os.fsync(file.fileno())
 
     def _end_torn_line(self) -> None:
         """A process killed mid-write can leave a last line without its newline: end it, so it stays alone."""
-        if not self.path.is_file() or self.path.stat().st_size == 0:
+        if not os.path.isfile(self.path) or os.path.getsize(self.path) == 0:
             return
         with open(self.path, "rb+") as file:
             file.seek(-1, os.SEEK_END)
@@ -66,18 +81,16 @@ class JudgmentLog:
                 file.write(b"\n")
 
 
+def _ended(log: bytes) -> bytes:
+    return log if not log or log.endswith(b"\n") else log + b"\n"
+
+
 def read_judgments(path: str | Path) -> list[dict]:
     """Every valid judgment line of the file, in order; a torn or foreign line is skipped."""
-    path = Path(path)
-    if not path.is_file():
+    if not storage.is_file(path):
         return []
-    found = []
-    with open(path, encoding="utf-8", errors="replace") as lines:
-        for line in lines:
-            parsed = _parsed(line)
-            if parsed is not None:
-                found.append(parsed)
-    return found
+    lines = storage.read_bytes(path).decode("utf-8", errors="replace").split("\n")  # not splitlines: U+2028 is text
+    return [parsed for parsed in map(_parsed, lines) if parsed is not None]
 
 
 def _parsed(line: str) -> dict | None:

@@ -17,11 +17,11 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-import os
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterator
 
+from tagmill.engine import storage
 from tagmill.engine.report.build import read_samples
 
 AUDIT_DIR = "audit"
@@ -35,8 +35,8 @@ class SampleError(ValueError):
     """A sample that cannot be drawn or extended as asked."""
 
 
-def audit_dir(out: str | Path) -> Path:
-    return Path(out) / AUDIT_DIR
+def audit_dir(out: str | Path) -> str:
+    return storage.join(out, AUDIT_DIR)
 
 
 def is_final(stratum: str) -> bool:
@@ -45,10 +45,10 @@ def is_final(stratum: str) -> bool:
 
 def draw_sample(out: str | Path, per_stratum: int = 50, seed: int = 0, top_tags: int = 0) -> dict:
     """Draw (or extend) OUT/audit/sample.jsonl; returns how many items were added and the strata's sizes."""
-    out = Path(out)
+    out = str(out)
     if per_stratum < 1 or top_tags < 0:
         raise SampleError("--per-stratum must be at least 1 and --top-tags at least 0")
-    if not (out / "shards").is_dir():
+    if not storage.is_dir(storage.join(out, "shards")):
         raise SampleError(f"{out} has no shards/ folder: not the output of `tagmill run`")
     frequent = _most_frequent_final_tags(out, top_tags)
     population, chosen = _scan(out, per_stratum, seed, frequent)
@@ -60,7 +60,7 @@ def draw_sample(out: str | Path, per_stratum: int = 50, seed: int = 0, top_tags:
         strata["per_stratum"] = max(per_stratum, previous["per_stratum"])
     added = _new_items(chosen, {(item["sample"], item["tag"]) for item in existing})
     _append_items(out, added)
-    _write_json(audit_dir(out) / STRATA_JSON, strata)
+    storage.write_text(storage.join(audit_dir(out), STRATA_JSON), json.dumps(strata, indent=1, ensure_ascii=False) + "\n")
     sampled = Counter(item["stratum"] for item in existing + added)
     return {"added": len(added), "total": len(existing) + len(added),
             "strata": {name: {"size": info["size"], "sampled": sampled[name]} for name, info in population.items()}}
@@ -99,38 +99,37 @@ def rank(seed: int, sample: str, tag: str) -> int:
 
 def read_items(out: str | Path) -> list[dict]:
     """The items of OUT/audit/sample.jsonl in review order (empty when nothing was drawn)."""
-    path = audit_dir(out) / SAMPLE_JSONL
-    if not path.is_file():
+    path = storage.join(audit_dir(out), SAMPLE_JSONL)
+    if not storage.is_file(path):
         return []
-    with open(path, encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
+    return [json.loads(line) for line in storage.read_text(path).split("\n") if line.strip()]  # U+2028 is text
 
 
 def read_strata(out: str | Path) -> dict:
     """OUT/audit/strata.json: the seed, and each stratum's population in the run."""
-    strata = _read_strata(Path(out))
+    strata = _read_strata(str(out))
     if strata is None:
         raise SampleError(f"{audit_dir(out)} holds no sample: draw one with `tagmill audit sample {out}`")
     return strata
 
 
-def _read_strata(out: Path) -> dict | None:
-    path = audit_dir(out) / STRATA_JSON
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+def _read_strata(out: str) -> dict | None:
+    path = storage.join(audit_dir(out), STRATA_JSON)
+    return json.loads(storage.read_text(path)) if storage.is_file(path) else None
 
 
-def _most_frequent_final_tags(out: Path, count: int) -> frozenset[str]:
+def _most_frequent_final_tags(out: str, count: int) -> frozenset[str]:
     if not count:
         return frozenset()
-    frequency = Counter(tag for sample in read_samples(out / "shards") for tag in sample["tags"])
+    frequency = Counter(tag for sample in read_samples(storage.join(out, "shards")) for tag in sample["tags"])
     return frozenset(tag for tag, _ in sorted(frequency.items(), key=lambda item: (-item[1], item[0]))[:count])
 
 
-def _scan(out: Path, per_stratum: int, seed: int, frequent: frozenset[str]) -> tuple[dict, dict[str, list[dict]]]:
+def _scan(out: str, per_stratum: int, seed: int, frequent: frozenset[str]) -> tuple[dict, dict[str, list[dict]]]:
     """One pass over the shards: every stratum's population, and its `per_stratum` lowest-ranked decisions."""
     population: dict[str, dict] = defaultdict(lambda: {"size": 0, "sources": Counter(), "tags": Counter()})
     lowest: dict[str, list] = defaultdict(list)  # per stratum, a heap of (-rank, decision): the largest on top
-    for sample in read_samples(out / "shards", extra=("captions",)):
+    for sample in read_samples(storage.join(out, "shards"), extra=("captions",)):
         for decision in decisions(sample):
             stratum = stratum_of(decision, frequent)
             _count(population[stratum], decision)
@@ -181,18 +180,11 @@ def _new_items(chosen: dict[str, list[dict]], existing: set[tuple[str, str]]) ->
     return sorted(added, key=lambda item: (item["position"], item["stratum"]))
 
 
-def _append_items(out: Path, items: list[dict]) -> None:
-    folder = audit_dir(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / SAMPLE_JSONL, "a", encoding="utf-8") as lines:
-        for item in items:
-            lines.write(json.dumps(item, ensure_ascii=False, sort_keys=True) + "\n")
-        lines.flush()
-        os.fsync(lines.fileno())
-
-
-def _write_json(path: Path, value: dict) -> None:
-    """Write a JSON file whole or not at all."""
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(value, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(partial, path)
+def _append_items(out: str, items: list[dict]) -> None:
+    """Add the items to the sample file, which is rewritten whole (an object store cannot append), so it
+    holds either all of them or none."""
+    path = storage.join(audit_dir(out), SAMPLE_JSONL)
+    drawn = storage.read_bytes(path) if storage.is_file(path) else b""
+    lines = "".join(json.dumps(item, ensure_ascii=False, sort_keys=True) + "\n" for item in items)
+    storage.makedirs(audit_dir(out))
+    storage.write_bytes(path, drawn + lines.encode("utf-8"))

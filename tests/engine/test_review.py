@@ -77,18 +77,18 @@ def test_the_same_seed_draws_the_same_sample_and_drawing_more_adds_to_it(tmp_pat
     first, second = write_run(tmp_path / "a"), write_run(tmp_path / "b")
     draw_sample(first, per_stratum=6, seed=3)
     draw_sample(second, per_stratum=6, seed=3)
-    drawn = (audit_dir(first) / SAMPLE_JSONL).read_text()
-    assert drawn == (audit_dir(second) / SAMPLE_JSONL).read_text()
+    drawn = (Path(audit_dir(first)) / SAMPLE_JSONL).read_text()
+    assert drawn == (Path(audit_dir(second)) / SAMPLE_JSONL).read_text()
     added = draw_sample(first, per_stratum=10, seed=3)
     assert added["added"] == 20 and added["total"] == 50
-    grown = (audit_dir(first) / SAMPLE_JSONL).read_text()
+    grown = (Path(audit_dir(first)) / SAMPLE_JSONL).read_text()
     assert grown.startswith(drawn)
     fresh = write_run(tmp_path / "c")
     draw_sample(fresh, per_stratum=10, seed=3)
     keys = {(i["sample"], i["tag"]) for i in read_items(first)}
     assert keys == {(i["sample"], i["tag"]) for i in read_items(fresh)}
     assert draw_sample(first, per_stratum=4, seed=3)["added"] == 0
-    assert json.loads((audit_dir(first) / STRATA_JSON).read_text())["per_stratum"] == 10
+    assert json.loads((Path(audit_dir(first)) / STRATA_JSON).read_text())["per_stratum"] == 10
 
 
 def test_another_seed_draws_another_sample(tmp_path):
@@ -183,7 +183,7 @@ def test_strata_judged_whole_and_strata_never_judged():
 
 def test_human_estimates_from_a_scripted_reviewer(run):
     draw_sample(run, per_stratum=8)
-    log = JudgmentLog(audit_dir(run) / JUDGMENTS_JSONL)
+    log = JudgmentLog(Path(audit_dir(run)) / JUDGMENTS_JSONL)
     items = read_items(run)
     answers = {"cat": "right", "dog": "wrong", "red": "right", "sky": "unsure", "tree": "right"}
     log.extend([judgment(item["sample"], item["tag"], answers[item["tag"]], "script") for item in items])

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import fsspec
+import numpy as np
 import pytest
 import torch
 
@@ -17,13 +18,15 @@ from ram_helpers import official_state, tiny_model, write_checkpoint, write_tags
 from tagmill.engine import storage
 from tagmill.model import train as train_module
 from tagmill.model.checkpoint import load_model, load_tagger, read_meta
-from tagmill.model.clip import load_clip
+from tagmill.model.clip import create_clip, load_clip
+from tagmill.model.config import model_config
 from tagmill.model.clip_train import load_clip_train_config, train_clip
 from tagmill.model.predict import tag_image_files
 from tagmill.model.ram.importer import CAPTION_BRANCH_FILE, import_checkpoint
 from tagmill.model.train import STATE_DIR, load_train_config, train
 from tagmill.pipeline.cli import main
 
+CONFIGS = Path(__file__).parents[2] / "configs"
 SETTINGS = {"workers": 1, "batch_size": 16, "checkpoint_every": 2, "holdout": 0.25, "min_support": 3,
             "warmup_steps": 2}
 SHARD_SIZES = [24, 24, 16]
@@ -149,6 +152,33 @@ def test_tag_reads_the_model_and_images_from_s3(local_model, s3_model, s3_bucket
     assert (tagged.logits == tag_image_files(str(local_model), [str(local_image)]).logits).all()
     assert main(["tag", "--model", s3_model, remote_image]) == 0
     assert capsys.readouterr().out.startswith(f"{remote_image}: ")
+
+
+def test_tag_writes_its_logits_to_s3(s3_model, s3_bucket, tmp_path):
+    image = tmp_path / "red.jpg"
+    image.write_bytes(jpeg_bytes((32, 32), COLOURS["red"]))
+    logits_url = storage.join(s3_bucket, "logits", "red.npy")
+    assert main(["tag", "--model", s3_model, "--logits", logits_url, str(image)]) == 0
+    with storage.open_file(logits_url) as stream:
+        assert (np.load(stream) == tag_image_files(s3_model, [str(image)]).logits).all()
+
+
+def test_a_clip_named_by_architecture_and_weights_on_s3_loads_the_local_weights(s3_bucket, tmp_path):
+    model, _, _ = create_clip("tiny-clip")
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "weights.pt")
+    weights_url = storage.join(s3_bucket, "clip", "weights.pt")
+    storage.write_bytes(weights_url, (tmp_path / "weights.pt").read_bytes())
+    _assert_same_weights(load_clip(f"tiny-clip:{weights_url}")[0], model)
+
+
+def test_a_training_config_and_a_model_config_on_s3_train_as_local_ones(s3_bucket):
+    model_json = storage.join(s3_bucket, "configs", "narrow.json")
+    storage.write_text(model_json, (CONFIGS / "models" / "tiny.json").read_text().replace('"dim": 128', '"dim": 64'))
+    train_yaml = storage.join(s3_bucket, "configs", "train.yaml")
+    storage.write_text(train_yaml, f"model: {model_json}\nepochs: 2\nlr: 0.001\n")
+    config = load_train_config(train_yaml)
+    assert (config.model, config.epochs, config.lr) == (model_json, 2, 0.001)
+    assert model_config(config.model).head.dim == 64
 
 
 def test_training_on_s3_resumes_for_more_epochs_and_then_is_complete(run_url, s3_model, s3_bucket, caplog):

@@ -60,7 +60,7 @@ def scripted_review(folder: Path, truth: dict[str, set[str]], unsure_every: int 
         verdict = "right" if item["tag"] in truth[item["sample"]] else "wrong"
         lines.append(judgment(item["sample"], item["tag"], "unsure" if unsure_every and number % unsure_every == 0
                               else verdict, "script"))
-    JudgmentLog(audit_dir(folder) / JUDGMENTS_JSONL).extend(lines)
+    JudgmentLog(Path(audit_dir(folder)) / JUDGMENTS_JSONL).extend(lines)
 
 
 def true_precision(out: Path, truth: dict[str, set[str]]) -> dict[str, float]:
@@ -185,7 +185,7 @@ def test_the_review_api_validates_every_answer_and_saves_each(server):
     assert request(running, "POST", "/api/judgments", answer, Origin="http://elsewhere.example")[0] == 400
     assert request(running, "POST", "/api/judgments", answer, Host="elsewhere.example")[0] == 421
     assert request(running, "GET", "/api/state", Host="rebound.example:80")[0] == 421
-    lines = read_jsonl(audit_dir(audited) / JUDGMENTS_JSONL)
+    lines = read_jsonl(Path(audit_dir(audited)) / JUDGMENTS_JSONL)
     assert [(line["sample"], line["tag"], line["verdict"], line["reviewer"]) for line in lines] == \
         [(item["sample"], item["tag"], "wrong", "ann")]
     assert json.loads(request(running, "GET", "/api/state")[1])["answers"] == {"0": "wrong"}

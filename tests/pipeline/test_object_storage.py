@@ -15,8 +15,10 @@ import fsspec
 
 from helpers import jpeg_bytes, make_world, shard_digests, write_manifest
 from tagmill.engine import storage
+from tagmill.engine.report.judgments import read_judgments
 from tagmill.pipeline.cli import main
 from tagmill.pipeline.job import run
+from tagmill.pipeline.review_server import ReviewSession
 from test_clean_stage import clean_args, clip, world  # noqa: F401 (fixtures)
 from test_generate import engine_args, save_random_tagger
 
@@ -90,3 +92,21 @@ def test_synth_run_report_train_and_eval_all_on_s3(s3_bucket, capsys):
     scores = json.loads(capsys.readouterr().out)
     assert 0.0 <= scores["mAP"] <= 1.0 and scores["samples"] == 120
     assert {"model.safetensors", "tagger.json", "train.json", "metrics.jsonl"} <= storage.list_names(model)
+
+
+def test_an_audit_sample_and_review_of_a_run_on_s3_feed_its_report(s3_bucket, tmp_path, capsys):
+    world, out = f"{s3_bucket}/world", f"{s3_bucket}/out"
+    make_world(tmp_path / "world", 40, shard_size=20, seed=4, hallucination=0.2)
+    upload(tmp_path / "world", world)
+    assert main(["run", "--input", world, "--output", out]) == 0
+    assert main(["audit", "sample", out, "--per-stratum", "4"]) == 0
+    assert f"in {out}/audit/sample.jsonl" in capsys.readouterr().out
+    session = ReviewSession(out, "ann")
+    assert session.image(0) is not None  # from the run's shard on S3
+    for index, item in enumerate(session.items):
+        session.answer({"index": index, "sample": item["sample"], "tag": item["tag"], "verdict": "right"})
+    assert len(read_judgments(f"{out}/audit/judgments.jsonl")) == len(session.items)
+    assert ReviewSession(out, "ann").answers == {i: "right" for i in range(len(session.items))}  # resumed from S3
+    assert main(["report", out]) == 0
+    human = json.loads(storage.read_text(f"{out}/report.json"))["human_estimates"]
+    assert human["judgments"]["items"] == len(session.items)

@@ -105,7 +105,7 @@ def test_reviewing_20_items_with_the_keyboard_across_a_killed_server(sampled):
             expected[5] = "wrong" if expected[5] == "right" else "right"
             answer(page, expected[5])
             review(page, items, truth, range(6, 10), expected)
-            assert len(read_jsonl(audit_dir(out) / JUDGMENTS_JSONL)) == 11
+            assert len(read_jsonl(Path(audit_dir(out)) / JUDGMENTS_JSONL)) == 11
             before_the_kill = len(errors)
             server.kill()  # SIGKILL: no shutdown, no flush but the ones already done
             server.wait()
@@ -125,7 +125,7 @@ def test_reviewing_20_items_with_the_keyboard_across_a_killed_server(sampled):
         server.kill()
         server.wait()
     assert errors == []
-    lines = read_jsonl(audit_dir(out) / JUDGMENTS_JSONL)
+    lines = read_jsonl(Path(audit_dir(out)) / JUDGMENTS_JSONL)
     assert len(lines) == 21 and {line["reviewer"] for line in lines} == {"tester"}
     latest = {(line["sample"], line["tag"]): line["verdict"] for line in lines}
     assert latest == {(items[i]["sample"], items[i]["tag"]): verdict for i, verdict in expected.items()}

@@ -9,6 +9,7 @@ import pytest
 from nbclient import NotebookClient
 
 from helpers import make_world, needs_chromium, render_in_chromium, shard_digests
+from tagmill.engine import storage
 from tagmill.engine.config import ConfigError
 from tagmill.model.train import load_train_config
 from tagmill.pipeline.cli import main
@@ -61,6 +62,15 @@ def test_a_shipped_rounds_config_is_found_from_any_folder(tmp_path, monkeypatch)
     assert load_rounds_config("rounds/synthetic.yaml") == load_rounds_config(SYNTHETIC)
 
 
+def test_a_rounds_config_on_s3_starts_its_sections_from_files_beside_it(s3_bucket):
+    storage.write_text(f"{s3_bucket}/configs/engine.yaml", (CONFIGS / "engine.yaml").read_text())
+    storage.write_text(f"{s3_bucket}/configs/rounds.yaml",
+                       "run:\n  from: engine.yaml\n  generate: {margin: 0.2}\n")
+    config = load_rounds_config(f"{s3_bucket}/configs/rounds.yaml")
+    assert config.run.stages == ["parse", "generate", "clean"] and config.run.generate.margin == 0.2
+    assert config.train == load_train_config(None)
+
+
 def test_rounds_without_a_train_section_train_as_tagmill_train_does(tmp_path):
     (tmp_path / "rounds.yaml").write_text("run:\n  stages: [parse]\n")
     assert load_rounds_config(tmp_path / "rounds.yaml").train == load_train_config(None)
@@ -75,6 +85,23 @@ def test_round_zero_runs_what_it_has_and_later_rounds_generate_with_the_last_tag
     assert round_run_config(with_clip, None).stages == ["parse", "clean"]
     with pytest.raises(ConfigError, match="clean.clip"):
         round_run_config(load_rounds_config(SYNTHETIC, ["run.clean.rules.outliers.enabled=true"]), None)
+
+
+@pytest.mark.slow
+def test_rounds_with_input_and_work_on_s3_give_the_local_rounds(world, work, s3_bucket):
+    for path in world.iterdir():
+        storage.write_bytes(f"{s3_bucket}/world/{path.name}", path.read_bytes())
+    remote = f"{s3_bucket}/work"
+    assert main(rounds_args(f"{s3_bucket}/world", remote, "--set", "warm_start.enabled=true",  # as `work` was
+                            "--set", "warm_start.lr=0.001")) == 0
+    local_history = json.loads((work / ROUNDS_JSON).read_text())
+    remote_history = json.loads(storage.read_text(f"{remote}/{ROUNDS_JSON}"))
+    figures = ("samples", "tags_per_sample", "drops_by_rule", "model_map", "model_map_truth", "truth_metrics")
+    assert [{k: e[k] for k in figures} for e in remote_history] == [{k: e[k] for k in figures} for e in local_history]
+    for path in sorted((work / "round-1" / "shards").iterdir()):
+        if path.suffix in (".tar", ".parquet"):  # the data; stats files name the model's folder
+            assert storage.read_bytes(f"{remote}/round-1/shards/{path.name}") == path.read_bytes(), path.name
+    assert "round-1/report.html" in storage.read_text(f"{remote}/report.html")
 
 
 @pytest.mark.slow
