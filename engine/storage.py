@@ -14,10 +14,14 @@ on (a shard whose stats file exists is whole: the stats file is written last).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import posixpath
+import shutil
 import tarfile
+import tempfile
+import threading
 from typing import IO, Callable, Iterator
 
 import fsspec
@@ -25,6 +29,7 @@ from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
 TMP_SUFFIX = ".tmp"
+CACHE_FOLDER = "tagmill-cache"
 
 
 def is_url(path: str | os.PathLike) -> bool:
@@ -44,9 +49,10 @@ def is_local(path: str | os.PathLike) -> bool:
 
 
 def join(base: str | os.PathLike, *parts: str) -> str:
-    """`base` with `parts` appended, as a URL stays a URL."""
+    """`base` with `parts` appended, as a URL stays a URL (with `..` resolved, as a path's would be)."""
     if is_url(base):
-        return posixpath.join(str(base).rstrip("/"), *parts)
+        scheme, _, path = posixpath.join(str(base).rstrip("/"), *parts).partition("://")
+        return f"{scheme}://{posixpath.normpath(path)}"
     return os.path.join(str(base), *parts)
 
 
@@ -137,18 +143,37 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO], object]) -> None
         write(buffer)
         fs.pipe_file(inner, buffer.getvalue())
         return
-    tmp = inner + TMP_SUFFIX
-    with open(tmp, "wb") as stream:
-        write(stream)
-    os.replace(tmp, inner)
+    tmp = f"{inner}.{os.getpid()}-{threading.get_ident()}{TMP_SUFFIX}"  # one per writer: processes may race
+    try:
+        with open(tmp, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())  # on disk before it has its name, so a file that exists is complete
+        os.replace(tmp, inner)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
 
 
 def local_path(path: str | os.PathLike) -> str:
     """A local file's path as it is; a URL's file fetched once into a local cache, for libraries that
-    open local files only (open_clip and timm checkpoints)."""
+    open local files only (open_clip and timm checkpoints, which read the format from the name).
+
+    The cache is `TMPDIR/tagmill-cache/<hash of the URL and the object's version>/<name>`, shared by
+    the processes of a machine and fetched again when the object changes; a copy appears whole or
+    not at all.
+    """
     if not is_url(path):
         return str(path)
-    return fsspec.open_local(f"simplecache::{path}", simplecache={"same_names": False})
+    fs, inner = _fs(path)
+    version = hashlib.sha256(f"{path}\0{fs.ukey(inner)}".encode()).hexdigest()[:32]
+    local = os.path.join(tempfile.gettempdir(), CACHE_FOLDER, version, name(path))
+    if not os.path.isfile(local):
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        with open_file(path) as source:
+            write_atomic(local, lambda target: shutil.copyfileobj(source, target))
+    return local
 
 
 def remove(path: str | os.PathLike) -> None:

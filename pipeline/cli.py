@@ -112,7 +112,8 @@ def _captions(path: str) -> Iterator[str]:
         return
     for task in mark_duplicates(plan_input(path, 10_000)):
         for record in read_shard(task, max_caption_chars=10_000):
-            yield from record.captions
+            if not record.rejected:  # as `tagmill run` mines: no duplicates, no text it would reject
+                yield from record.captions
 
 
 def _caption_values(line: dict) -> list[str]:
@@ -327,7 +328,8 @@ def _tag(args) -> None:
         if caption is not None:
             print(f"  caption: {caption}")
     if args.logits:
-        storage.write_atomic(args.logits, lambda stream: np.save(stream, tagged.logits))
+        path = args.logits if args.logits.endswith(".npy") else args.logits + ".npy"  # as np.save names it
+        storage.write_atomic(path, lambda stream: np.save(stream, tagged.logits))
 
 
 def _add_import_model(commands) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Iterable
 
 import apache_beam as beam
@@ -17,6 +18,7 @@ from tagmill.pipeline.transforms import CountRecords, ParseCaptions, check_image
 
 EMBEDDED_RUNNER = "FnApiRunner"
 CLEAN_STATISTICS = "clean_statistics.npz"  # per-tag thresholds and clusters, beside the shards
+INPUT_INDEX = "input_index.json"  # the records each task of the input holds, beside the shards
 
 
 def make_pipeline(config: RunConfig, test_pipeline: beam.Pipeline | None = None) -> beam.Pipeline:
@@ -70,10 +72,14 @@ def _marked_tasks(pipeline: beam.Pipeline, tasks: list[ShardTask], duplicates: b
 
 
 def build_run(pipeline: beam.Pipeline, tasks: list[ShardTask], pending: list[ShardTask], config: RunConfig,
-              vocab: dict, shards_dir: str, fingerprint: str) -> beam.PCollection:
-    """Index the input, then read every pending shard, check and parse its records, write it; yields
-    each shard's stats."""
+              vocab: dict, shards_dir: str, fingerprint: str) -> beam.PCollection | None:
+    """Index the input (saved beside the shards), then read every pending shard, check and parse its
+    records, write it; yields each shard's stats (None when no shard is pending)."""
     sizes, duplicates = pipeline | "Index" >> IndexInput(tasks)
+    index_file = storage.join(storage.parent(shards_dir), INPUT_INDEX)
+    _ = sizes | "IndexSizes" >> beam.combiners.ToDict() | "SaveIndex" >> beam.Map(_save_index, path=index_file)
+    if not pending:
+        return None
     records = (
         _marked_tasks(pipeline, pending, duplicates)
         | "Read" >> beam.FlatMap(read_shard, max_caption_chars=config.input.max_caption_chars,
@@ -88,6 +94,11 @@ def build_run(pipeline: beam.Pipeline, tasks: list[ShardTask], pending: list[Sha
     if config.runner.break_fusion:
         records = records | "BreakFusion" >> beam.Reshuffle()
     return records | "Write" >> WriteShards(shards_dir, sizes, {t.index for t in pending}, fingerprint)
+
+
+def _save_index(sizes: dict[int, int], path: str) -> None:
+    """Runs on a worker: {shard name: records} for the driver's conservation check."""
+    storage.write_text(path, json.dumps({f"{shard:05d}": size for shard, size in sorted(sizes.items())}) + "\n")
 
 
 def _model_stages(records: beam.PCollection, config: RunConfig, vocab: dict, shards_dir: str) -> beam.PCollection:

@@ -19,7 +19,7 @@ from tagmill.engine import storage
 from tagmill.engine.config import DEFAULT_RUN_CONFIG, RunConfig, load_config, save_config
 from tagmill.engine.parse.mine import select_vocabulary
 from tagmill.engine.vocab import Vocabulary, read_synonyms
-from tagmill.pipeline.graph import build_mining, build_run, make_pipeline
+from tagmill.pipeline.graph import INPUT_INDEX, build_mining, build_run, make_pipeline
 from tagmill.pipeline.sinks import stats_name
 from tagmill.pipeline.sources import ShardTask, plan_input
 
@@ -195,8 +195,6 @@ def _check_resumable(shards_dir: str, fingerprint: str) -> None:
 
 def _run_pipeline(config: RunConfig, tasks: list[ShardTask], pending: list[ShardTask], vocab: Vocabulary,
                   shards_dir: str, fingerprint: str, test_pipeline: beam.Pipeline | None) -> dict[str, int]:
-    if not pending:
-        return {}
     with _progress(shards_dir, pending):
         pipeline = make_pipeline(config, test_pipeline)
         build_run(pipeline, tasks, pending, config, vocab.to_json(), shards_dir, fingerprint)
@@ -245,23 +243,27 @@ class _progress:
 
 
 def _finalize(out: str, tasks: list[ShardTask], pending: list[ShardTask]) -> dict[str, Any]:
-    """Gather every shard's stats and rejects; prove that input == written + rejected.
-
-    The writer writes a shard only with as many records as the input's index found in its part of
-    the input, so a shard's input count is what the input holds there.
-    """
+    """Gather every shard's stats and rejects; prove that indexed == read == written + rejected, shard
+    by shard, against the input's index this run read (so a shard written earlier from input that has
+    changed since is caught)."""
     shards_dir = storage.join(out, SHARDS)
     written = storage.list_names(shards_dir)
     missing = [t.name for t in tasks if stats_name(t.index) not in written]
     if missing:
         raise RunError(f"shards {missing[:5]} were not written; rerun to finish them")
     stats = [json.loads(storage.read_text(storage.join(shards_dir, stats_name(t.index)))) for t in tasks]
+    indexed = json.loads(storage.read_text(storage.join(out, INPUT_INDEX)))
+    changed = [t.name for t, s in zip(tasks, stats) if s["input"] != indexed[t.name]]
+    if changed:
+        raise RunError(f"shards {changed[:5]} were written from other input than the input now holds "
+                       "(the input changed since); use a new output folder")
     _gather_rejects(out, tasks)
     counts = _sum_counts(stats)
-    if counts["input"] != counts["written"] + counts["rejected"]:
-        raise RunError(f"records unaccounted for: read {counts['input']}, "
+    planned = sum(indexed[t.name] for t in tasks)
+    if not counts["input"] == planned == counts["written"] + counts["rejected"]:
+        raise RunError(f"records unaccounted for: indexed {planned}, read {counts['input']}, "
                        f"written {counts['written']} + rejected {counts['rejected']}")
-    return {"counts": counts, "conservation": {"ok": True, "input": counts["input"],
+    return {"counts": counts, "conservation": {"ok": True, "input": planned,
                                                "written_plus_rejected": counts["written"] + counts["rejected"]},
             "shards": len(tasks), "shards_skipped_as_complete": len(tasks) - len(pending)}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -63,7 +64,9 @@ def load_rounds_config(path: str | Path | None, overrides: list[str] = ()) -> Ro
 
 def _from_file(section: dict, folder: str) -> dict:
     settings = dict(section)
-    base = read_mapping(storage.join(folder, str(settings.pop("from"))))
+    start = str(settings.pop("from"))
+    whole = storage.is_url(start) or os.path.isabs(start)  # else relative to the rounds config's folder
+    base = read_mapping(start if whole else storage.join(folder, start))
     return _merged(base, settings)
 
 

@@ -33,7 +33,7 @@ from tagmill.engine import storage
 from tagmill.engine.captions import check_captions, check_metadata, decode_caption, decode_text
 from tagmill.engine.images import EXTENSIONS
 from tagmill.engine.records import Record, RecordError, Reject, check_id, check_name_text
-from tagmill.engine.text import first_invalid, quoted
+from tagmill.engine.text import quoted
 
 MANIFEST_SUFFIXES = (".jsonl", ".json", ".parquet")
 CAPTION_KEYS = ("captions", "caption")
@@ -144,18 +144,26 @@ def _count_rows(path: str) -> int:
 # ---- the index: each task's ids, read where the records are ------------------------------------
 
 def shard_ids(task: ShardTask) -> tuple[int, tuple[str | None, ...]]:
-    """A task's index and the id of each record it yields, in order: None where a record has none, or
-    one that is not valid UTF-8 (such a record is rejected, so its id can repeat no kept one)."""
-    return task.index, tuple(None if i is None or first_invalid(i) is not None else i for i in _ids(task))
+    """A task's index and the id of each record it yields, in order: None where the record's id is
+    missing or one the reader rejects (unsafe, not valid UTF-8), since such a record is never kept and
+    so takes no id from a later one."""
+    return task.index, tuple(map(_usable_id, _ids(task)))
 
 
-def _ids(task: ShardTask) -> Iterator[str | None]:
+def _ids(task: ShardTask) -> Iterator[object]:
     if task.kind == "tar":
         for group in _tar_groups(task.path):
             yield None if group.error else group.key
     else:  # read as a repairing run reads them, so no two records kept with one id can go unmarked
         for _, fields in _manifest_rows(task, repair=True):
-            yield str(fields.get("id")) if isinstance(fields, dict) and fields.get("id") is not None else None
+            yield fields.get("id") if isinstance(fields, dict) else None
+
+
+def _usable_id(value: object) -> str | None:
+    try:
+        return check_id(value)
+    except RecordError:
+        return None
 
 
 def id_places(indexed: tuple[int, tuple[str | None, ...]]) -> Iterator[tuple[str, tuple[int, int]]]:

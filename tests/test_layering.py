@@ -74,7 +74,7 @@ SPACY_COMMAND_LINE = textwrap.dedent("""
     import sys
     from tagmill.engine.parse.parser import CaptionParser
     print("spacy.cli" in sys.modules, "weasel" in sys.modules, "typer" in sys.modules)
-    import spacy, spacy.cli
+    import spacy
     print(callable(spacy.cli.download), spacy.info()["spacy_version"] == spacy.__version__)
 """)
 

@@ -8,11 +8,12 @@ A process that has imported torch already loads spaCy as usual.
 
 spaCy's package also imports its whole command line (typer, weasel, requests: half a second) for
 `spacy.info` alone. While spaCy loads, that module is a stand-in whose `info` imports the real one
-when called; afterwards `spacy.cli` imports as usual.
+when called; afterwards `spacy.cli` imports as usual, also when first asked for as `spacy.cli`.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import sys
 import types
@@ -34,6 +35,13 @@ def _info(*args, **kwargs):
     return info(*args, **kwargs)
 
 
+def _command_line(name: str):
+    """The `spacy` package's attributes that its import no longer sets: `cli`, imported when asked for."""
+    if name == "cli":
+        return importlib.import_module("spacy.cli")
+    raise AttributeError(f"module 'spacy' has no attribute {name!r}")
+
+
 def _import_spacy():
     if "spacy" in sys.modules:
         import spacy
@@ -51,6 +59,7 @@ def _import_spacy():
             sys.modules.pop(name, None)
         if hide in sys.meta_path:
             sys.meta_path.remove(hide)
+    spacy.__getattr__ = _command_line
     return spacy
 
 

@@ -5,9 +5,10 @@ only ever appended, each flushed to disk before the reviewer is told it is saved
 answer it acknowledged. A reviewer who answers an item again (after stepping back with undo) adds a line; the
 latest line of each reviewer on an item is that reviewer's verdict.
 
-An output on object storage cannot append: there the log is rewritten whole with each answer, and is
-whole when the reviewer is told it is saved. Run one review server at a time on such an output; a
-local log takes several at once.
+An output on object storage cannot append: there each answer reads the log as it is now and writes
+it back whole with the answer added, before the reviewer is told it is saved. Another server's answer
+written between that read and that write would be lost, so run one review server at a time on such
+an output; a local log takes several at once.
 """
 
 from __future__ import annotations
@@ -49,10 +50,7 @@ class JudgmentLog:
 
     def __init__(self, path: str | Path):
         self.path = str(path)
-        self._stored: bytes | None = None  # on object storage, the log as last read or written
-        if storage.is_url(self.path):
-            self._stored = _ended(storage.read_bytes(self.path) if storage.is_file(self.path) else b"")
-        else:
+        if not storage.is_url(self.path):
             storage.makedirs(storage.parent(self.path))
             self._end_torn_line()
 
@@ -62,9 +60,9 @@ class JudgmentLog:
     def extend(self, lines: list[dict]) -> None:
         """Append judgments (already validated by `judgment`) and wait until they are stored."""
         text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode("utf-8")
-        if self._stored is not None:
-            storage.write_bytes(self.path, self._stored + text)
-            self._stored += text
+        if storage.is_url(self.path):
+            stored = storage.read_bytes(self.path) if storage.is_file(self.path) else b""
+            storage.write_bytes(self.path, _ended(stored) + text)
             return
         with open(self.path, "ab") as file:
             file.write(text)

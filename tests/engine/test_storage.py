@@ -34,3 +34,23 @@ def test_a_failed_write_leaves_no_file(base):
     with pytest.raises(RuntimeError):
         storage.write_atomic(path, fail)
     assert not storage.exists(path)
+    assert storage.glob(storage.join(base, "half.json*")) == []  # nor a partial one under another name
+
+
+def test_a_url_joined_with_dot_dot_names_the_folder_above(s3_bucket):
+    assert storage.join(f"{s3_bucket}/configs/rounds", "../engine.yaml") == f"{s3_bucket}/configs/engine.yaml"
+
+
+def test_a_url_file_is_fetched_once_under_its_own_name_and_again_when_it_changes(base):
+    path = storage.join(base, "weights", "model.safetensors")
+    storage.makedirs(storage.parent(path))
+    storage.write_bytes(path, b"first")
+    local = storage.local_path(path)
+    assert local.endswith("model.safetensors") and open(local, "rb").read() == b"first"
+    assert storage.local_path(path) == local  # cached
+    if storage.is_url(path):
+        storage.write_bytes(path, b"second version")
+        changed = storage.local_path(path)
+        assert changed != local and open(changed, "rb").read() == b"second version"
+    else:
+        assert local == path  # a local file is used where it is

@@ -63,10 +63,12 @@ def test_a_shipped_rounds_config_is_found_from_any_folder(tmp_path, monkeypatch)
 
 
 def test_a_rounds_config_on_s3_starts_its_sections_from_files_beside_it(s3_bucket):
-    storage.write_text(f"{s3_bucket}/configs/engine.yaml", (CONFIGS / "engine.yaml").read_text())
-    storage.write_text(f"{s3_bucket}/configs/rounds.yaml",
-                       "run:\n  from: engine.yaml\n  generate: {margin: 0.2}\n")
-    config = load_rounds_config(f"{s3_bucket}/configs/rounds.yaml")
+    for name in ("engine.yaml", "train/tiny.yaml", "rounds/demo.yaml"):
+        storage.write_text(f"{s3_bucket}/configs/{name}", (CONFIGS / name).read_text())  # from: ../engine.yaml
+    assert load_rounds_config(f"{s3_bucket}/configs/rounds/demo.yaml") == load_rounds_config(CONFIGS / "rounds/demo.yaml")
+    storage.write_text(f"{s3_bucket}/other/rounds.yaml",
+                       f"run:\n  from: {s3_bucket}/configs/engine.yaml\n  generate: {{margin: 0.2}}\n")
+    config = load_rounds_config(f"{s3_bucket}/other/rounds.yaml")
     assert config.run.stages == ["parse", "generate", "clean"] and config.run.generate.margin == 0.2
     assert config.train == load_train_config(None)
 

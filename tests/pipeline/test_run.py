@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -103,6 +104,20 @@ def test_an_id_repeated_in_a_later_shard_is_a_duplicate_also_after_its_first_sha
     (tmp_path / "out" / "shards" / "00002_stats.json").unlink()  # resumed: only shard 2 is read again
     assert run_cli(*args)["shards_skipped_as_complete"] == 2
     assert shard_digests(tmp_path / "out") == reference
+
+
+def test_a_rerun_over_input_that_changed_under_written_shards_is_refused(tmp_path):
+    world = make_world(tmp_path / "world", n=60, shard_size=30)
+    run_cli("--input", str(world), "--output", str(tmp_path / "out"))
+    with tarfile.open(world / "00000.tar") as tar:
+        members = [(member, tar.extractfile(member).read()) for member in tar.getmembers()]
+    extra = [(tarfile.TarInfo("extra." + member.name.split(".", 1)[1]), data) for member, data in members[:3]]
+    with tarfile.open(world / "00000.tar", "w") as tar:  # one more sample than shard 00000 was written from
+        for member, data in members + extra:
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    with pytest.raises(ValueError, match=r"shards \[.00000.\] were written from other input"):
+        run_cli("--input", str(world), "--output", str(tmp_path / "out"))
 
 
 def test_a_killed_run_resumes_to_identical_output(tmp_path):
