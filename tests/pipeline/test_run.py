@@ -37,7 +37,9 @@ def first_run(world, tmp_path_factory) -> Path:
 
 def test_writes_every_output_file(first_run):
     names = sorted(p.name for p in first_run.iterdir())
-    assert names == ["config.yaml", "rejects.jsonl", "report.html", "report.json", "run.json", "shards", "vocab.json"]
+    assert names == ["config.yaml", "input_index.json", "rejects.jsonl", "report.html", "report.json", "run.json",
+                     "shards", "vocab.json"]
+    assert json.loads((first_run / "input_index.json").read_text()) == {"00000": 100, "00001": 100, "00002": 100}
     shard_files = sorted(p.name for p in (first_run / "shards").iterdir())
     for shard in ("00000", "00001", "00002"):
         assert {f"{shard}.tar", f"{shard}.parquet", f"{shard}_stats.json", f"{shard}_rejects.jsonl"} <= set(shard_files)
