@@ -27,7 +27,8 @@ class ImageEncoder(nn.Module):
         encoder = config.encoder
         stage = encoder.feature_stage
         options = {"features_only": True, "out_indices": [stage]} if stage is not None else {"num_classes": 0}
-        self.backbone = timm.create_model(encoder.name, pretrained=False, checkpoint_path=storage.local_path(encoder.pretrained_path or ""),
+        checkpoint = storage.local_path(encoder.pretrained_path or "")  # a URL is fetched: timm reads files
+        self.backbone = timm.create_model(encoder.name, pretrained=False, checkpoint_path=checkpoint,
                                           **options, **encoder.kwargs)
         self.staged = stage is not None
         self.dim = self.backbone.feature_info.channels()[-1] if self.staged else self.backbone.num_features

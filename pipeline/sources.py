@@ -52,7 +52,6 @@ class ShardTask:
     path: str
     start: int = 0
     stop: int = 0
-    size: int = 0  # manifest records this task yields (tars: counted by their index)
     offset: int = 0  # byte offset of line `start` in a JSONL manifest
     duplicates: tuple[int, ...] = field(default=())  # positions whose id appeared earlier (from the index)
     source: str = ""  # the path under the input's folder: records name it, the same wherever the input is stored
@@ -116,8 +115,7 @@ def _tar_tasks(paths: list[str]) -> list[ShardTask]:
 
 
 def _chunk(path: str, kind: str, total: int, per_shard: int, offsets: list[int] | None = None) -> list[ShardTask]:
-    return [ShardTask(i, kind, path, start, min(start + per_shard, total), min(per_shard, total - start),
-                      offset=offsets[i] if offsets else 0)
+    return [ShardTask(i, kind, path, start, min(start + per_shard, total), offset=offsets[i] if offsets else 0)
             for i, start in enumerate(range(0, total, per_shard))]
 
 
@@ -186,8 +184,7 @@ def with_duplicates(task: ShardTask, duplicates: Mapping[int, Iterable[int]]) ->
 
 
 def mark_duplicates(tasks: list[ShardTask]) -> list[ShardTask]:
-    """The tasks with their sizes and duplicates, indexed in this process (the run's graph indexes
-    on its workers)."""
+    """The tasks with their duplicates, indexed in this process (the run's graph indexes on its workers)."""
     index = [shard_ids(task) for task in tasks]
     duplicates: dict[int, list[int]] = defaultdict(list)
     seen: set[str] = set()
@@ -195,7 +192,7 @@ def mark_duplicates(tasks: list[ShardTask]) -> list[ShardTask]:
         if sample_id in seen:
             duplicates[shard].append(position)
         seen.add(sample_id)
-    return [dataclasses.replace(with_duplicates(task, duplicates), size=len(ids)) for task, (_, ids) in zip(tasks, index)]
+    return [with_duplicates(task, duplicates) for task in tasks]
 
 
 # ---- reading -------------------------------------------------------------------------------
