@@ -1,6 +1,6 @@
 """Benchmark: parse-only `tagmill run` against a plain Python loop doing the same work, and its memory.
 
-    python benchmarks/bench_pipeline.py [--work DIR] [--n 100000] [--small 10000] [--workers 1]
+    python benchmarks/bench_pipeline.py [--work DIR] [--n 100000] [--small 10000] [--workers 1] [--repeat 3]
 
 Targets (issue "Foundation"): the run takes at most 1.3x the plain loop's time over the same input,
 in the same benchmark run; peak RSS grows at most 1.2x from `--small` to `--n` samples.
@@ -15,7 +15,8 @@ RunInference, webdataset and spaCy's thinc, as every parse-only run did before),
 The plain loop uses the same library functions in one process with no Beam: plan the input (which
 also finds duplicate ids), read each shard, check each image, parse the captions, write the shard.
 Both write byte-identical shards (checked). Both run as fresh processes, timed from start to exit,
-with their peak resident memory (summed over the process tree) sampled every 20 ms.
+with their peak resident memory (summed over the process tree) sampled every 20 ms. Each command runs
+`--repeat` times, all commands taking turns, and the medians are compared.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -51,19 +53,20 @@ def main() -> None:
     work = Path(args.work)
     world = _world(work / "world", args.n, args.shard_size)
     small_input = _small_input(world, work / "world-small", args.small // args.shard_size)
-    results = {
-        "n": args.n, "small": args.small, "workers": args.workers,
-        "loop": _measure([sys.executable, __file__, "--loop", str(world), str(work / "loop")], work / "loop"),
-        "run": _measure(_run_command(world, work / "run", args.workers), work / "run"),
-        "run_small": _measure(_run_command(small_input, work / "run-small", args.workers), work / "run-small"),
-        "run_small_model_stack": _measure(_run_command(small_input, work / "run-small-stack", args.workers,
-                                                       model_stack=True), work / "run-small-stack"),
+    commands = {
+        "loop": ([sys.executable, __file__, "--loop", str(world), str(work / "loop")], work / "loop", None),
+        "run": (_run_command(world, work / "run", args.workers), work / "run", None),
+        "run_small": (_run_command(small_input, work / "run-small", args.workers), work / "run-small", None),
+        "run_small_model_stack": (_run_command(small_input, work / "run-small-stack", args.workers, model_stack=True),
+                                  work / "run-small-stack", None),
     }
     if args.before_tree:
         env = {"PYTHONPATH": str(_package_view(Path(args.before_tree), work / "before-package"))}
         command = [sys.executable, "-m", "tagmill.pipeline.cli", *_run_command(small_input, work / "run-small-before",
                                                                               args.workers)[1:]]
-        results["run_small_before"] = _measure(command, work / "run-small-before", env)
+        commands["run_small_before"] = (command, work / "run-small-before", env)
+    results = {"n": args.n, "small": args.small, "workers": args.workers, "repeat": args.repeat,
+               **_measure_interleaved(commands, args.repeat)}
     results["identical_shards"] = _digests(work / "loop") == _digests(work / "run" / "shards")
     results["time_ratio"] = round(results["run"]["seconds"] / results["loop"]["seconds"], 3)
     results["rss_ratio"] = round(results["run"]["peak_rss_mb"] / results["run_small"]["peak_rss_mb"], 3)
@@ -81,6 +84,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--shard-size", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=1, help="runner.workers for tagmill run")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each command, taking turns; medians are reported")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--before-tree", help="a checkout of an earlier commit to measure on the small input too")
     parser.add_argument("--loop", nargs=2, metavar=("INPUT", "OUT"), help=argparse.SUPPRESS)
@@ -124,6 +128,17 @@ def _package_view(tree: Path, folder: Path) -> Path:
     for name in ("engine", "model", "pipeline", "configs"):
         (folder / "tagmill" / name).symlink_to(tree.resolve() / name)
     return folder
+
+
+def _measure_interleaved(commands: dict[str, tuple], repeat: int) -> dict[str, dict]:
+    """Each command `repeat` times, taking turns so that the machine's drift touches them alike; per
+    command the median of each figure, and every try."""
+    tries: dict[str, list[dict]] = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, (command, out, env) in commands.items():
+            tries[name].append(_measure(command, out, env))
+    return {name: {key: statistics.median(t[key] for t in runs) for key in runs[0]} | {"tries": runs}
+            for name, runs in tries.items()}
 
 
 def _measure(command: list[str], out: Path, env: dict[str, str] | None = None) -> dict:
@@ -214,6 +229,7 @@ def _report(results: dict) -> None:
                          ("tagmill run, small, model stack loaded", stack, results["small"])):
         print(f"{name:40}{row['seconds']:>10.2f}{n / row['seconds']:>12.0f}{row['first_shard_s']:>15.2f}"
               f"{row['peak_rss_mb']:>14.1f}")
+    print(f"medians of {results['repeat']} tries each")
     print(f"time ratio run/loop: {results['time_ratio']:.3f} (target <= {TARGET_TIME_RATIO})")
     print(f"peak RSS ratio {results['n']}/{results['small']}: {results['rss_ratio']:.3f} (target <= {TARGET_RSS_RATIO})")
     print(f"shards identical to the loop's: {results['identical_shards']}")

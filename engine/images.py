@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import tarfile
 import warnings
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
@@ -103,14 +105,66 @@ def decode_rgb(data: bytes) -> Image.Image:
         return upright(opened).convert("RGB")
 
 
-def shard_image(tar_path: str | Path, sample_id: str) -> Image.Image | None:
-    """A written sample's image from its output shard, upright RGB; None when it cannot be read."""
+def shard_image(tar_path: str | Path, sample_id: str, place: Sequence[int] | None = None) -> Image.Image | None:
+    """A written sample's image from its output shard, upright RGB; None when it cannot be read.
+
+    `place` is where the image's bytes sit in the tar (offset, size), as the shard's Parquet records
+    them: only those bytes are read. Without one (shards of schema 2 and earlier) the tar is scanned.
+    """
+    if place:
+        data = _ranged([str(tar_path)], [place])[0]
+    else:
+        data = _scanned(str(tar_path), {sample_id}).get(sample_id)
+    return decoded_or_none(data)
+
+
+def read_images(shards: str, samples: dict[str, dict]) -> dict[str, bytes]:
+    """The encoded images of written samples ({id: {"shard": name, "image": place or None}}, as the report's
+    examples and the audit's items hold them); a sample whose image cannot be read has none.
+
+    Placed images are fetched together, one ranged read each (at once on an object store); the others
+    by one scan of each of their shards.
+    """
+    placed = {sample_id: sample for sample_id, sample in samples.items() if sample.get("image")}
+    tars = [storage.join(shards, f"{sample['shard']}.tar") for sample in placed.values()]
+    found = dict(zip(placed, _ranged(tars, [sample["image"] for sample in placed.values()])))
+    scans: dict[str, set[str]] = defaultdict(set)
+    for sample_id, sample in samples.items():
+        if sample_id not in placed:
+            scans[sample["shard"]].add(sample_id)
+    for shard, ids in sorted(scans.items()):
+        found.update(_scanned(storage.join(shards, f"{shard}.tar"), ids))
+    return {sample_id: data for sample_id, data in found.items() if data is not None}
+
+
+def _ranged(tars: list[str], places: list[Sequence[int]]) -> list[bytes | None]:
+    """Each place's bytes from its tar; None for a read that failed."""
+    if not tars:
+        return []
+    starts = [int(offset) for offset, _ in places]
+    ends = [int(offset) + int(size) for offset, size in places]
+    return [None if isinstance(data, Exception) else data for data in storage.read_ranges(tars, starts, ends)]
+
+
+def _scanned(tar_path: str, ids: set[str]) -> dict[str, bytes]:
+    """The first image member of each wanted sample, reading the tar once."""
+    found: dict[str, bytes] = {}
     try:
         with storage.open_tar(tar_path) as tar:
             for member in tar:
                 stem, _, extension = member.name.partition(".")
-                if stem == sample_id and extension.lower() in EXTENSIONS:
-                    return decode_rgb(tar.extractfile(member).read())
+                if stem in ids and extension.lower() in EXTENSIONS and stem not in found:
+                    found[stem] = tar.extractfile(member).read()
     except (OSError, tarfile.TarError):
+        pass  # what was found before the tar broke off is kept; the rest have no image
+    return found
+
+
+def decoded_or_none(data: bytes | None) -> Image.Image | None:
+    """Encoded image bytes as upright RGB, or None when there are none or they do not decode."""
+    if data is None:
         return None
-    return None
+    try:
+        return decode_rgb(data)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None

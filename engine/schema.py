@@ -9,8 +9,9 @@ import pyarrow as pa
 
 from tagmill.engine.records import Record
 from tagmill.engine.text import quoted
+from tagmill.engine.webdataset_tar import Place
 
-SCHEMA_VERSION = 2  # 2: per-tag scores and the dropped tags with their rule
+SCHEMA_VERSION = 3  # 2: per-tag scores and the dropped tags with their rule; 3: where each image sits in its tar
 
 TAG_SOURCE = pa.struct([
     ("tag", pa.string()),
@@ -49,6 +50,8 @@ SAMPLES = pa.schema(
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("meta_json", pa.string()),
+        ("image_offset", pa.int64()),  # the image's bytes in the shard's tar, for a ranged read
+        ("image_size", pa.int64()),
     ],
     metadata={"tagmill.schema": str(SCHEMA_VERSION)},
 )
@@ -78,12 +81,13 @@ def sample_json(record: Record) -> dict[str, Any]:
     }
 
 
-def samples_table(records: list[Record]) -> pa.Table:
-    rows = [_row(r) for r in records]
+def samples_table(records: list[Record], places: dict[str, Place]) -> pa.Table:
+    """The shard's table; `places` are where the tar's members sit (`write_tar` returns them)."""
+    rows = [_row(r, places[f"{r.id}.{r.image_ext}"]) for r in records]
     return pa.Table.from_pylist(rows, schema=SAMPLES)
 
 
-def _row(record: Record) -> dict[str, Any]:
+def _row(record: Record, image_place: Place) -> dict[str, Any]:
     return {
         "id": record.id,
         "source": record.source,
@@ -100,6 +104,8 @@ def _row(record: Record) -> dict[str, Any]:
         "width": record.width,
         "height": record.height,
         "meta_json": json.dumps(record.meta, sort_keys=True, ensure_ascii=False),
+        "image_offset": image_place[0],
+        "image_size": image_place[1],
     }
 
 

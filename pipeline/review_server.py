@@ -113,7 +113,7 @@ class ReviewSession:
 
     def _read_image(self, item: dict) -> bytes | None:
         tar_path = self.shards.get(item.get("shard"))
-        image = shard_image(tar_path, item["sample"]) if tar_path is not None else None
+        image = shard_image(tar_path, item["sample"], item.get("image")) if tar_path is not None else None
         if image is None:
             return None
         image.thumbnail((IMAGE_SIZE, IMAGE_SIZE))

@@ -57,7 +57,3 @@ class Caption:
     def starts_thing(self, position: int) -> bool:
         """Whether a match of an object-like tag starts at this token: a noun is there."""
         return position in self.thing_starts
-
-    def match_at(self, position: int) -> Match | None:
-        """The match covering this token, if any."""
-        return next((m for m in self.matches if m.start <= position < m.end), None)

@@ -37,7 +37,8 @@ def read_samples(shards_dir: str, extra: tuple[str, ...] = ()) -> Iterator[dict]
         with storage.open_file(path) as stream:
             table = pq.ParquetFile(stream)
             present = set(table.schema_arrow.names)  # outputs of schema 1 have no scores or drops
-            columns = [c for c in ("id", "tags", "tag_sources", "tag_scores", "dropped", *extra) if c in present]
+            columns = [c for c in ("id", "tags", "tag_sources", "tag_scores", "dropped", "image_offset", "image_size",
+                                   *extra) if c in present]  # schema 2 and earlier place no images
             rows = table.read(columns=columns).to_pylist()
         shard = storage.name(path).removesuffix(".parquet")
         for row in rows:
@@ -50,7 +51,12 @@ def read_samples(shards_dir: str, extra: tuple[str, ...] = ()) -> Iterator[dict]
                    "scores": {s["tag"]: {k: s[k] for k in SCORE_KINDS if s[k] is not None} for s in row["tag_scores"]},
                    "dropped": {d["tag"]: {"rule": d["rule"], "score": d["score"], "threshold": d["threshold"]}
                                for d in row["dropped"]},
-                   **{column: row.get(column) for column in extra}}
+                   "image": _image_place(row), **{column: row.get(column) for column in extra}}
+
+
+def _image_place(row: dict) -> list[int] | None:
+    """Where the sample's image sits in its shard's tar: [offset, size]; None in shards that do not say."""
+    return None if row.get("image_offset") is None else [row["image_offset"], row["image_size"]]
 
 
 def build_report(out: str, truth: str | None = None) -> dict:
@@ -114,8 +120,8 @@ class _Figures:
         row["dropped"][drop["rule"]] += 1
         self.drops_by_rule[drop["rule"]] += 1
         if len(self.examples[tag]) < EXAMPLES_PER_TAG:
-            self.examples[tag].append({"id": sample["id"], "shard": sample["shard"], "kept": sample["tags"],
-                                       "dropped": sample["dropped"]})
+            self.examples[tag].append({"id": sample["id"], "shard": sample["shard"], "image": sample["image"],
+                                       "kept": sample["tags"], "dropped": sample["dropped"]})
 
     def result(self, thresholds: dict) -> dict:
         per_tag = sorted(({"tag": tag, **row, "dropped": dict(row["dropped"]),
@@ -172,7 +178,7 @@ def _sample_rank(sample_id: str) -> int:
 def _example(sample: dict) -> dict:
     """What the tag browser shows of a sample: its caption, kept tags, drops with reasons, and scores."""
     captions = sample.get("captions") or []
-    return {"shard": sample["shard"], "caption": captions[0][:CAPTION_CHARS] if captions else "",
+    return {"shard": sample["shard"], "image": sample["image"], "caption": captions[0][:CAPTION_CHARS] if captions else "",
             "kept": sample["tags"], "sources": {tag: sorted({e["source"] for e in entries})
                                                 for tag, entries in sample["tag_sources"].items()},
             "dropped": {tag: {**drop, "score": _short(drop["score"]), "threshold": _short(drop["threshold"])}

@@ -7,9 +7,9 @@ import html
 import io
 
 from tagmill.engine import storage
-from tagmill.engine.images import shard_image
+from tagmill.engine.images import read_images
 from tagmill.engine.report.estimates_html import human_section
-from tagmill.engine.report.html_parts import html_table
+from tagmill.engine.report.html_parts import html_table, jpeg_thumbnail
 from tagmill.engine.report.tag_browser import tag_browser_section
 
 REPORT_HTML = "report.html"
@@ -100,6 +100,7 @@ def _examples(report: dict, shards: str) -> str:
     if not report["examples"]:
         return ""
     plt = pyplot()
+    images = read_images(shards, {sample["id"]: sample for example in report["examples"] for sample in example["samples"]})
     parts = ["<h2>The most-dropped tags</h2>"]
     for example in report["examples"]:
         tag = example["tag"]
@@ -112,29 +113,18 @@ def _examples(report: dict, shards: str) -> str:
             for axis, (kind, histogram) in zip(axes[0], histograms.items()):
                 _histogram(axis, histogram, f"{tag}: {kind}", marks.get(kind))
             parts.append(figure_html(figure))
-        parts.extend(_sample_card(sample, shards) for sample in example["samples"])
+        parts.extend(_sample_card(sample, images.get(sample["id"])) for sample in example["samples"])
     return "".join(parts)
 
 
-def _sample_card(sample: dict, shards: str) -> str:
-    thumbnail = _thumbnail(storage.join(shards, f"{sample['shard']}.tar"), sample["id"])
+def _sample_card(sample: dict, image_data: bytes | None) -> str:
+    thumbnail = jpeg_thumbnail(image_data, THUMBNAIL) if image_data else ""
     image = f"<img alt='{html.escape(sample['id'])}' src='data:image/jpeg;base64,{thumbnail}'>" if thumbnail else ""
     kept = ", ".join(html.escape(t) for t in sample["kept"]) or "(none)"
     dropped = "<br>".join(f"{html.escape(t)}: {html.escape(d['rule'])} ({d['score']:.3f} vs {d['threshold']:.3f})"
                           for t, d in sorted(sample["dropped"].items()))
     return (f"<div class='sample'>{image}<br><b>{html.escape(sample['id'])}</b><br>"
             f"<span class='kept'>kept: {kept}</span><br><span class='dropped'>{dropped}</span></div>")
-
-
-def _thumbnail(tar_path: str, sample_id: str) -> str:
-    """A small JPEG of the sample's image, base64; empty when it cannot be read."""
-    image = shard_image(tar_path, sample_id)
-    if image is None:
-        return ""
-    image.thumbnail((THUMBNAIL, THUMBNAIL))
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=85)
-    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def figure_html(figure) -> str:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import html
+import io
+
+from tagmill.engine.images import decoded_or_none
 
 
 def html_table(header: list[str], rows: list[tuple], escape_last: bool = True) -> str:
@@ -13,3 +17,14 @@ def html_table(header: list[str], rows: list[tuple], escape_last: bool = True) -
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(cell(c, i == len(row) - 1) for i, c in enumerate(row)) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def jpeg_thumbnail(data: bytes, size: int) -> str:
+    """Encoded image bytes as a base64 JPEG at most `size` pixels a side; empty when they do not decode."""
+    image = decoded_or_none(data)
+    if image is None:
+        return ""
+    image.thumbnail((size, size))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return base64.b64encode(buffer.getvalue()).decode()

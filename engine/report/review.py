@@ -71,8 +71,8 @@ def decisions(sample: dict) -> Iterator[dict]:
     for tag, entries in sample["tag_sources"].items():
         sources = sorted({entry["source"] for entry in entries})
         drop = sample["dropped"].get(tag)
-        yield {"sample": sample["id"], "tag": tag, "shard": sample["shard"], "kept": drop is None,
-               "sources": sources, "drop": drop}
+        yield {"sample": sample["id"], "tag": tag, "shard": sample["shard"], "image": sample["image"],
+               "kept": drop is None, "sources": sources, "drop": drop}
 
 
 def origin(sources: list[str]) -> str:

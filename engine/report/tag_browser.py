@@ -7,19 +7,14 @@ beside this module) are inlined, and nothing is fetched.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
-import tarfile
-from collections import Counter, defaultdict
+from collections import Counter
 from importlib import resources
 
-from PIL import Image
-
-from tagmill.engine import storage
-from tagmill.engine.images import EXTENSIONS, decode_rgb
+from tagmill.engine.images import read_images
 from tagmill.engine.report.estimates_html import estimate_text
+from tagmill.engine.report.html_parts import jpeg_thumbnail
 
 THUMBNAIL = 72
 MAX_THUMBNAILS = 1500  # the most-shown examples get an image; the rest are shown as text
@@ -62,52 +57,23 @@ def _row(row: dict, rules: list[str], human: dict) -> str:
 def _browse_data(report: dict, shards: str) -> str:
     """The examples as JSON inside the page, where the script reads them; `<` is escaped so none can end it."""
     samples = report.get("example_samples", {})
-    shown = _most_shown(report.get("tag_examples", {}), MAX_THUMBNAILS)
+    shown = most_shown(report.get("tag_examples", {}), MAX_THUMBNAILS)
     data = {"examples": report.get("tag_examples", {}), "samples": samples,
-            "thumbnails": thumbnails(shards, {sample: samples[sample]["shard"] for sample in shown})}
+            "thumbnails": thumbnails(shards, {sample: samples[sample] for sample in shown})}
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
     return f"<script type='application/json' id='browse-data'>{text}</script>"
 
 
-def _most_shown(examples: dict[str, dict[str, list[str]]], count: int) -> list[str]:
+def most_shown(examples: dict[str, dict[str, list[str]]], count: int) -> list[str]:
     shown = Counter(sample for parts in examples.values() for ids in parts.values() for sample in ids)
     return [sample for sample, _ in sorted(shown.items(), key=lambda item: (-item[1], item[0]))[:count]]
 
 
-def thumbnails(shards: str, shard_of: dict[str, str]) -> dict[str, str]:
-    """Small base64 JPEGs of the samples' images (sample id: shard name), reading each shard once; a sample
-    whose image cannot be read has none."""
-    wanted: dict[str, set[str]] = defaultdict(set)
-    for sample_id, shard in shard_of.items():
-        wanted[shard].add(sample_id)
-    found = {}
-    for shard, ids in sorted(wanted.items()):
-        found.update(_shard_thumbnails(storage.join(shards, f"{shard}.tar"), ids))
-    return {sample_id: found[sample_id] for sample_id in shard_of if sample_id in found}
-
-
-def _shard_thumbnails(tar_path: str, ids: set[str]) -> dict[str, str]:
-    found = {}
-    try:
-        with storage.open_tar(tar_path) as tar:
-            for member in tar:
-                stem, _, extension = member.name.partition(".")
-                if stem in ids and extension.lower() in EXTENSIONS and stem not in found:
-                    found[stem] = _jpeg_base64(tar.extractfile(member).read())
-    except (OSError, tarfile.TarError):
-        pass  # an unreadable shard shows its examples without images
+def thumbnails(shards: str, samples: dict[str, dict]) -> dict[str, str]:
+    """Small base64 JPEGs of the samples' images ({id: {"shard", "image"}}); a sample whose image cannot be
+    read has none."""
+    found = {sample_id: jpeg_thumbnail(data, THUMBNAIL) for sample_id, data in read_images(shards, samples).items()}
     return {sample_id: image for sample_id, image in found.items() if image}
-
-
-def _jpeg_base64(data: bytes) -> str:
-    try:
-        image = decode_rgb(data)
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return ""  # the example is shown without its image
-    image.thumbnail((THUMBNAIL, THUMBNAIL))
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=80)
-    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def browse_script() -> str:

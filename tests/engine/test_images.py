@@ -11,8 +11,9 @@ import zlib
 import pytest
 from PIL import Image, features
 
-from tagmill.engine.images import inspect_image
+from tagmill.engine.images import inspect_image, read_images, shard_image
 from tagmill.engine.records import RecordError, Reject
+from tagmill.engine.webdataset_tar import write_tar
 
 LIMIT = 1_000_000
 
@@ -162,3 +163,18 @@ def test_png_with_corrupted_idat_crc():
 def test_png_with_corrupted_header_crc():
     png = encode(Image.new("RGB", (4, 4), (200, 10, 10)), "PNG")
     assert rejection(damage_chunk(png, b"IHDR", "crc")).reason == Reject.IMAGE_CORRUPT
+
+
+def test_a_written_samples_image_is_read_at_its_place_without_scanning_the_tar(tmp_path):
+    """The Parquet's place reads just the image's bytes: a placed read works even where the file is no tar."""
+    jpeg = encode(noise(8, 6), "JPEG")
+    with open(tmp_path / "00000.tar", "wb") as stream:
+        places = write_tar(stream, [("a", {"jpg": jpeg, "json": b"{}"}), ("b", {"jpg": b"not an image"})])
+    (tmp_path / "00001.tar").write_bytes(b"x" * 7 + jpeg)  # not a tar: only a ranged read finds the image
+    samples = {"a": {"shard": "00000", "image": None}, "b": {"shard": "00000", "image": list(places["b.jpg"])},
+               "c": {"shard": "00001", "image": [7, len(jpeg)]}}
+    found = read_images(str(tmp_path), samples)
+    assert found == {"a": jpeg, "b": b"not an image", "c": jpeg}  # a: scanned, since no place was recorded
+    assert shard_image(tmp_path / "00001.tar", "c", (7, len(jpeg))).size == (8, 6)
+    assert shard_image(tmp_path / "00000.tar", "b", places["b.jpg"]) is None  # bytes that do not decode
+    assert shard_image(tmp_path / "00000.tar", "a").size == (8, 6)

@@ -14,13 +14,15 @@ from tagmill.engine.report.judgments import (JUDGMENTS_JSONL, JudgmentError, Jud
 from tagmill.engine.report.review import (SAMPLE_JSONL, STRATA_JSON, SampleError, audit_dir, draw_sample,
                                           read_items, read_strata)
 from tagmill.engine.schema import samples_table
+from tagmill.engine.webdataset_tar import write_tar
 
 TAGS = ["cat", "dog", "red", "sky", "tree"]
 
 
 def record(number: int) -> Record:
     """A sample whose tags vary with its number: some parsed, some generated, some both, some dropped."""
-    found = Record(id=f"s{number:04d}", source="test", shard=0, index=number, captions=[f"caption {number}"])
+    found = Record(id=f"s{number:04d}", source="test", shard=0, index=number, captions=[f"caption {number}"],
+                   image_ext="jpg")
     for offset, tag in enumerate(TAGS):
         kind = (number + offset) % 5
         if kind in (0, 2):
@@ -38,7 +40,10 @@ def write_run(out: Path, samples: int = 300, per_shard: int = 100) -> Path:
     shards.mkdir(parents=True)
     for start in range(0, samples, per_shard):
         records = [record(n) for n in range(start, min(start + per_shard, samples))]
-        pq.write_table(samples_table(records), shards / f"{start // per_shard:05d}.parquet")
+        name = f"{start // per_shard:05d}"
+        with open(shards / f"{name}.tar", "wb") as stream:
+            places = write_tar(stream, ((r.id, {"jpg": b""}) for r in records))
+        pq.write_table(samples_table(records, places), shards / f"{name}.parquet")
     return out
 
 

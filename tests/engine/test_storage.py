@@ -54,3 +54,11 @@ def test_a_url_file_is_fetched_once_under_its_own_name_and_again_when_it_changes
         assert changed != local and open(changed, "rb").read() == b"second version"
     else:
         assert local == path  # a local file is used where it is
+
+
+def test_byte_ranges_are_read_together_and_a_failed_one_comes_back_as_its_error(base):
+    storage.write_bytes(storage.join(base, "a.bin"), b"0123456789")
+    storage.write_bytes(storage.join(base, "b.bin"), b"abcdef")
+    read = storage.read_ranges([storage.join(base, "a.bin"), storage.join(base, "b.bin"), storage.join(base, "c.bin")],
+                               [2, 0, 0], [5, 6, 1])
+    assert read[:2] == [b"234", b"abcdef"] and isinstance(read[2], Exception)

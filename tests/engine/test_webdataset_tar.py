@@ -27,3 +27,11 @@ def test_webdataset_reads_every_sample_back(tmp_path):
     read = [{k: v for k, v in s.items() if not k.startswith("__")} | {"__key__": s["__key__"]}
             for s in wds.WebDataset(str(path), shardshuffle=False)]
     assert read == [{"__key__": key, **members} for key, members in SAMPLES]
+
+
+def test_each_members_place_holds_its_bytes():
+    stream = io.BytesIO()
+    places = write_tar(stream, SAMPLES)
+    written = stream.getvalue()
+    expected = {f"{key}.{ext}": data for key, members in SAMPLES for ext, data in members.items()}
+    assert {name: written[offset:offset + size] for name, (offset, size) in places.items()} == expected

@@ -2,12 +2,13 @@
 
 import json
 
+import pyarrow.parquet as pq
 import pytest
 
-from helpers import needs_chromium, render_in_chromium
+from helpers import make_world, needs_chromium, render_in_chromium
 from tagmill.engine.report.audit import STAGES
 from tagmill.pipeline.cli import main
-from tagmill.pipeline.job import run
+from tagmill.pipeline.job import run, write_report
 from test_clean_stage import clean_args, clip, world  # noqa: F401 (fixtures)
 from test_generate import samples
 
@@ -69,3 +70,23 @@ def test_a_missing_truth_file_is_a_clear_error_before_the_run(world, tmp_path): 
 def test_reporting_on_a_folder_without_shards_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "has no shards/ folder: not the output of `tagmill run`" in capsys.readouterr().err
+
+
+def browse_data(out) -> dict:
+    page = (out / "report.html").read_text(encoding="utf-8")
+    start = page.index("<script type='application/json' id='browse-data'>")
+    return json.loads(page[page.index(">", start) + 1:page.index("</script>", start)])
+
+
+def test_thumbnails_are_read_at_the_image_places_or_scanned_where_shards_have_none(tmp_path):
+    world = make_world(tmp_path / "world", n=60, shard_size=30)
+    out = tmp_path / "out"
+    run(["--input", str(world), "--output", str(out)])
+    placed = browse_data(out)
+    assert set(placed["thumbnails"]) == set(placed["samples"]) and len(placed["thumbnails"]) > 10
+    for table in (out / "shards").glob("*.parquet"):  # as shards of schema 2 were written
+        pq.write_table(pq.read_table(table).drop_columns(["image_offset", "image_size"]), table)
+    write_report(str(out))
+    scanned = browse_data(out)
+    assert scanned["thumbnails"] == placed["thumbnails"]
+    assert all(sample["image"] is None for sample in scanned["samples"].values())

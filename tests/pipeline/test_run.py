@@ -64,6 +64,15 @@ def test_tar_holds_image_and_json_with_tag_sources(first_run):
     assert sample["image"]["width"] == 64 and sample["image"]["format"] == "JPEG"
 
 
+def test_the_parquet_places_each_image_in_its_tar(first_run):
+    for table in sorted((first_run / "shards").glob("*.parquet")):
+        data = (table.parent / f"{table.stem}.tar").read_bytes()
+        with tarfile.open(table.parent / f"{table.stem}.tar") as tar:
+            images = {m.name.split(".")[0]: tar.extractfile(m).read() for m in tar if m.name.endswith(".jpg")}
+        rows = pq.read_table(table, columns=["id", "image_offset", "image_size"]).to_pylist()
+        assert {r["id"]: data[r["image_offset"]:r["image_offset"] + r["image_size"]] for r in rows} == images
+
+
 def test_run_json_states_conservation_and_counts(first_run):
     report = json.loads((first_run / "run.json").read_text())
     assert report["conservation"] == {"ok": True, "input": 300, "written_plus_rejected": 300}
