@@ -347,15 +347,34 @@ def _read_manifest(task: ShardTask, max_caption_chars: int, repair: bool) -> Ite
 def _manifest_rows(task: ShardTask, repair: bool) -> Iterator[tuple[int, object]]:
     """(1-based line or row number, parsed object or a RecordError) for the task's range."""
     if task.kind == "parquet":
-        with storage.open_file(task.path) as f:
-            table = pq.read_table(f).slice(task.start, task.stop - task.start)
-        for offset, row in enumerate(_parquet_rows(table)):
+        for offset, row in enumerate(_parquet_rows(_parquet_range(task.path, task.start, task.stop))):
             yield task.start + offset + 1, row
         return
     with storage.open_file(task.path) as f:
         f.seek(task.offset)
         for number, line in zip(range(task.start + 1, task.stop + 1), f):
             yield number, _parse_line(line, repair)
+
+
+def _parquet_range(path: str, start: int, stop: int) -> pa.Table:
+    """Rows [start, stop) of a Parquet manifest, reading only the row groups that hold them."""
+    with storage.open_file(path) as f:
+        manifest = pq.ParquetFile(f)
+        groups, first_row = row_groups_holding(manifest.metadata, start, stop)
+        table = manifest.read_row_groups(groups)
+    return table.slice(start - first_row, stop - start)
+
+
+def row_groups_holding(metadata: pq.FileMetaData, start: int, stop: int) -> tuple[list[int], int]:
+    """The row groups that hold rows [start, stop), and the number of the first row of the first one."""
+    groups, first_row, row = [], 0, 0
+    for group in range(metadata.num_row_groups):
+        rows = metadata.row_group(group).num_rows
+        if row < stop and row + rows > start:
+            first_row = first_row if groups else row
+            groups.append(group)
+        row += rows
+    return groups, first_row
 
 
 def _parse_line(line: bytes, repair: bool) -> object:

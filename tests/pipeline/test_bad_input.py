@@ -17,6 +17,7 @@ from PIL import Image
 from helpers import add_member, jpeg_bytes, png_bytes, read_jsonl, write_manifest
 from tagmill.engine.text import first_invalid
 from tagmill.pipeline.job import run
+from tagmill.pipeline.sources import row_groups_holding
 
 VOCAB = ["dog", "cat", "red"]
 
@@ -200,6 +201,21 @@ def test_parquet_manifest_is_read_like_jsonl(tmp_path):
     report = run(["--input", str(tmp_path / "manifest.parquet"), "--output", str(tmp_path / "out")])
     assert report["counts"]["written"] == 1 and report["counts"]["rejected_by_reason"] == {"image_missing": 1}
     assert report["counts"]["tags"] == {"dog": 1}
+
+
+def test_a_parquet_manifests_tasks_read_their_row_groups_only_and_lose_no_row(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(jpeg_bytes())
+    (tmp_path / "tags.txt").write_text("\n".join(VOCAB) + "\n")
+    rows = [{"id": f"{n:02d}", "image": "a.jpg", "caption": "a dog" if n % 2 else "a cat"} for n in range(10)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "manifest.parquet", row_group_size=3)
+    metadata = pq.ParquetFile(tmp_path / "manifest.parquet").metadata
+    assert row_groups_holding(metadata, 4, 8) == ([1, 2], 3) and row_groups_holding(metadata, 8, 10) == ([2, 3], 6)
+    report = run(["--input", str(tmp_path / "manifest.parquet"), "--output", str(tmp_path / "out"),
+                  "--set", "input.samples_per_shard=4"])
+    written = [(r["id"], r["tags"], r["source"]) for shard in sorted((tmp_path / "out" / "shards").glob("*.parquet"))
+               for r in pq.read_table(shard).to_pylist()]
+    assert written == [(f"{n:02d}", ["dog"] if n % 2 else ["cat"], f"manifest.parquet:{n + 1}") for n in range(10)]
+    assert report["counts"]["written"] == 10 and report["conservation"]["ok"]
 
 
 def test_metadata_json_cannot_hold_is_written_as_strict_json_text(tmp_path):
