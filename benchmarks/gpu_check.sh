@@ -6,13 +6,36 @@
 # - RAM++ Swin-L @ 384 (random weights, the shipped config, 4,585 tags): bf16 inference at batch 128,
 #   model only (target >= 1,000 images/s) and from JPEG bytes through the Generate handler (>= 600);
 #   Tag2Text Swin-B @ 384 (>= 2,000, model only); and fine-tuning steps' images/s of both.
-# Results as JSON in $OUT (or here). `--quick` runs a tiny RAM++ on the CPU instead, in seconds:
-# the test suite runs it so the script keeps working.
+# - cluster scale: `tagmill train` under torchrun, one process per GPU with NCCL, on a small synthetic
+#   run's shards; and faiss k-means on the GPU where a faiss GPU build is installed (tagmill[gpu]).
+# Results as JSON in $OUT (or here). `--quick` runs a tiny RAM++ on the CPU instead, and the torchrun
+# training with 2 processes on the CPU (gloo): the test suite runs it so the script keeps working.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-.}"
+
+distributed_training() {  # DEVICE PROCESSES: torchrun's processes train together; train.json says how many
+    local work
+    work="$(mktemp -d)"
+    tagmill synth --out "$work/world" --n 600 --seed 0 --shard-size 100 >/dev/null
+    tagmill run --input "$work/world" --output "$work/run" >/dev/null
+    torchrun --standalone --nproc-per-node "$2" -m tagmill.pipeline.cli train --shards "$work/run" \
+        --out "$work/model" --set device="$1" --set epochs=1 --set workers=0 >/dev/null
+    python - "$work/model/train.json" "$1" "$2" "$out/gpu_check_distributed.json" <<'PY'
+import json, sys
+summary = json.load(open(sys.argv[1]))
+row = {"device": sys.argv[2], "processes": summary["config"]["nproc"], "train_samples": summary["train_samples"],
+       "holdout_map": summary["holdout"]["mAP"]}
+json.dump(row, open(sys.argv[4], "w"))
+verdict = "PASS" if row["processes"] == int(sys.argv[3]) else "FAIL"
+print(f"torchrun training on {row['device']}, {row['processes']} processes: {verdict} ({row})")
+PY
+    rm -rf "$work"
+}
+
 if [[ "${1:-}" == "--quick" ]]; then
     python benchmarks/bench_ram.py --quick --json "$out/gpu_check_ram_quick.json"
+    distributed_training cpu 2
     exit 0
 fi
 PYTHONPATH="${PYTHONPATH:-}" python - <<'PY'
@@ -38,4 +61,20 @@ for row in json.load(open(sys.argv[1])):
             print(f"{row['model']} bf16 {kind} at batch {row['batch']}: {row[f'{kind}_img_s']:.0f} img/s "
                   f"(target >= {row[f'{kind}_target']:.0f}): {verdict}")
     print(f"{row['model']} fine-tuning at batch {row['train_batch']}: {row['train_img_s']:.0f} img/s")
+PY
+distributed_training cuda "$(python -c 'import torch; print(torch.cuda.device_count())')"
+python - <<'PY'
+import time
+
+import numpy as np
+
+from tagmill.engine.clean import fit_clusters, kmeans_on_gpu
+from tagmill.engine.config import load_config
+
+rules = load_config(None).clean.rules.outliers
+points = np.random.default_rng(0).standard_normal((200_000, 512)).astype(np.float32)
+for gpu in (False, True) if kmeans_on_gpu("cuda") else (False,):
+    started = time.perf_counter()
+    fit_clusters(points, rules, seed=0, gpu=gpu)
+    print(f"faiss k-means of 200,000 x 512 on the {'GPU' if gpu else 'CPU'}: {time.perf_counter() - started:.2f} s")
 PY
