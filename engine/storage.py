@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import posixpath
 import shutil
@@ -30,6 +31,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 TMP_SUFFIX = ".tmp"
 CACHE_FOLDER = "tagmill-cache"
+VERSION_KEYS = ("ETag", "etag", "generation", "mtime", "LastModified")  # what names a version on some filesystem
 
 
 def is_url(path: str | os.PathLike) -> bool:
@@ -173,14 +175,21 @@ def local_path(path: str | os.PathLike) -> str:
     """
     if not is_url(path):
         return str(path)
-    fs, inner = _fs(path)
-    version = hashlib.sha256(f"{path}\0{fs.ukey(inner)}".encode()).hexdigest()[:32]
-    local = os.path.join(tempfile.gettempdir(), CACHE_FOLDER, version, name(path))
+    key = hashlib.sha256(f"{path}\0{version(path)}".encode()).hexdigest()[:32]
+    local = os.path.join(tempfile.gettempdir(), CACHE_FOLDER, key, name(path))
     if not os.path.isfile(local):
         os.makedirs(os.path.dirname(local), exist_ok=True)
         with open_file(path) as source:
             write_atomic(local, lambda target: shutil.copyfileobj(source, target))
     return local
+
+
+def version(path: str | os.PathLike) -> str:
+    """What tells whether a file has changed: its size and its ETag (object stores), generation (GCS)
+    or modification time, as its filesystem reports them."""
+    fs, inner = _fs(path)
+    info = fs.info(inner)
+    return json.dumps([info.get("size"), *(str(info[key]) for key in VERSION_KEYS if key in info)])
 
 
 def remove(path: str | os.PathLike) -> None:

@@ -13,12 +13,13 @@ from tagmill.engine import storage
 from tagmill.engine.config import RunConfig
 from tagmill.engine.parse.mine import TermCounter, TermCounts
 from tagmill.pipeline.sinks import WriteShards
-from tagmill.pipeline.sources import ShardTask, id_places, later_places, read_shard, shard_ids, with_duplicates
+from tagmill.pipeline.sources import ShardTask, id_places, kept_ids, later_places, read_shard, with_duplicates
 from tagmill.pipeline.transforms import CountRecords, ParseCaptions, check_image
 
 EMBEDDED_RUNNER = "FnApiRunner"
 CLEAN_STATISTICS = "clean_statistics.npz"  # per-tag thresholds and clusters, beside the shards
 INPUT_INDEX = "input_index.json"  # the records each task of the input holds, beside the shards
+INPUT_INDEX_DIR = "input_index"  # each task's ids and the version of the file they were read from
 
 
 def make_pipeline(config: RunConfig, test_pipeline: beam.Pipeline | None = None) -> beam.Pipeline:
@@ -42,15 +43,18 @@ class IndexInput(beam.PTransform):
     record whose id appeared earlier in the input, so the first occurrence of an id wins wherever the
     copies sit.
 
-    Every task is indexed, also those a resumed run has already written, since their ids still come first.
+    Every task is indexed, also those a resumed run has already written, since their ids still come first;
+    each task's ids are kept in `index_dir`, so a rerun reads again only the input that has changed.
     """
 
-    def __init__(self, tasks: list[ShardTask]):
+    def __init__(self, tasks: list[ShardTask], index_dir: str):
         super().__init__()
-        self._tasks = tasks
+        self._tasks, self._index_dir = tasks, index_dir
 
     def expand(self, pipeline: beam.Pipeline) -> tuple[beam.PCollection, beam.PCollection]:
-        ids = pipeline | "Tasks" >> beam.Create(self._tasks) | "ReadIds" >> beam.Map(shard_ids)  # Create spreads them
+        ids = (pipeline
+               | "Tasks" >> beam.Create(self._tasks)  # Create spreads them over the workers
+               | "ReadIds" >> beam.Map(kept_ids, index_dir=self._index_dir))
         sizes = ids | "Sizes" >> beam.MapTuple(lambda shard, found: (shard, len(found)))
         duplicates = (
             ids
@@ -75,8 +79,9 @@ def build_run(pipeline: beam.Pipeline, tasks: list[ShardTask], pending: list[Sha
               vocab: dict, shards_dir: str, fingerprint: str) -> beam.PCollection | None:
     """Index the input (saved beside the shards), then read every pending shard, check and parse its
     records, write it; yields each shard's stats (None when no shard is pending)."""
-    sizes, duplicates = pipeline | "Index" >> IndexInput(tasks)
-    index_file = storage.join(storage.parent(shards_dir), INPUT_INDEX)
+    output = storage.parent(shards_dir)
+    sizes, duplicates = pipeline | "Index" >> IndexInput(tasks, storage.join(output, INPUT_INDEX_DIR))
+    index_file = storage.join(output, INPUT_INDEX)
     _ = sizes | "IndexSizes" >> beam.combiners.ToDict() | "SaveIndex" >> beam.Map(_save_index, path=index_file)
     if not pending:
         return None
@@ -153,9 +158,10 @@ class _MineTerms(beam.CombineFn):
         return counts
 
 
-def build_mining(pipeline: beam.Pipeline, tasks: list[ShardTask], config: RunConfig) -> beam.PCollection:
-    """The corpus's term counts, for mining a vocabulary when none is given."""
-    _, duplicates = pipeline | "Index" >> IndexInput(tasks)
+def build_mining(pipeline: beam.Pipeline, tasks: list[ShardTask], config: RunConfig, output: str) -> beam.PCollection:
+    """The corpus's term counts, for mining a vocabulary when none is given; the index is kept in
+    `output` for the run that follows."""
+    _, duplicates = pipeline | "Index" >> IndexInput(tasks, storage.join(output, INPUT_INDEX_DIR))
     return (
         _marked_tasks(pipeline, tasks, duplicates)
         | "Captions" >> beam.FlatMap(_shard_captions, max_caption_chars=config.input.max_caption_chars,

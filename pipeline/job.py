@@ -133,7 +133,7 @@ def resolve_vocabulary(config: RunConfig, input_path: str, tasks: list[ShardTask
     if storage.is_file(storage.join(folder, "tags.txt")):
         synonyms = storage.join(folder, "synonyms.json")
         return Vocabulary.from_files(storage.join(folder, "tags.txt"), synonyms if storage.is_file(synonyms) else None)
-    return _mine(config, tasks, storage.join(output, "vocab.json"))
+    return _mine(config, tasks, output)
 
 
 def check_models(config: RunConfig, vocab: Vocabulary) -> dict | None:
@@ -160,12 +160,13 @@ def check_models(config: RunConfig, vocab: Vocabulary) -> dict | None:
             "model_tags": len(meta["tags"]), **match.report()}
 
 
-def _mine(config: RunConfig, tasks: list[ShardTask], path: str) -> Vocabulary:
-    """Count terms over the input's captions with Beam and keep the most frequent, written to `path`."""
-    storage.makedirs(storage.parent(path))
+def _mine(config: RunConfig, tasks: list[ShardTask], output: str) -> Vocabulary:
+    """Count terms over the input's captions with Beam and keep the most frequent, written to OUTPUT/vocab.json."""
+    path = storage.join(output, "vocab.json")
+    storage.makedirs(output)
     storage.remove(path)
     with make_pipeline(config) as pipeline:
-        build_mining(pipeline, tasks, config) | beam.Map(_save_mined, config=config, path=path)
+        build_mining(pipeline, tasks, config, output) | beam.Map(_save_mined, config=config, path=path)
     result = json.loads(storage.read_text(path)) if storage.is_file(path) else {"error": "no usable captions to mine from"}
     if "error" in result:
         raise RunError(f"cannot mine a vocabulary: {result['error']}")

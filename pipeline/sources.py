@@ -148,6 +148,27 @@ def shard_ids(task: ShardTask) -> tuple[int, tuple[str | None, ...]]:
     return task.index, tuple(map(_usable_id, _ids(task)))
 
 
+def kept_ids(task: ShardTask, index_dir: str) -> tuple[int, tuple[str | None, ...]]:
+    """`shard_ids`, kept in INDEX_DIR/NNNNN.json with the version of the file they were read from, so
+    that a rerun reads the ids again only of input that has changed since."""
+    path = storage.join(index_dir, f"{task.name}.json")
+    key = {"source": task.source, "version": storage.version(task.path), "start": task.start, "stop": task.stop}
+    saved = _saved_ids(path)
+    if saved is not None and {name: saved.get(name) for name in key} == key:
+        return task.index, tuple(saved["ids"])
+    index, ids = shard_ids(task)
+    storage.makedirs(index_dir)
+    storage.write_text(path, json.dumps({**key, "ids": ids}))
+    return index, ids
+
+
+def _saved_ids(path: str) -> dict | None:
+    try:
+        return json.loads(storage.read_text(path))
+    except (OSError, ValueError):  # none kept yet, or not readable: read the input
+        return None
+
+
 def _ids(task: ShardTask) -> Iterator[object]:
     if task.kind == "tar":
         for group in _tar_groups(task.path):

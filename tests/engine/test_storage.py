@@ -62,3 +62,12 @@ def test_byte_ranges_are_read_together_and_a_failed_one_comes_back_as_its_error(
     read = storage.read_ranges([storage.join(base, "a.bin"), storage.join(base, "b.bin"), storage.join(base, "c.bin")],
                                [2, 0, 0], [5, 6, 1])
     assert read[:2] == [b"234", b"abcdef"] and isinstance(read[2], Exception)
+
+
+def test_a_files_version_holds_while_it_is_unchanged_and_changes_with_it(base):
+    path = storage.join(base, "a.tar")
+    storage.write_bytes(path, b"one")
+    first = storage.version(path)
+    assert storage.version(path) == first
+    storage.write_bytes(path, b"two, longer")
+    assert storage.version(path) != first

@@ -37,8 +37,8 @@ def first_run(world, tmp_path_factory) -> Path:
 
 def test_writes_every_output_file(first_run):
     names = sorted(p.name for p in first_run.iterdir())
-    assert names == ["config.yaml", "input_index.json", "rejects.jsonl", "report.html", "report.json", "run.json",
-                     "shards", "vocab.json"]
+    assert names == ["config.yaml", "input_index", "input_index.json", "rejects.jsonl", "report.html", "report.json",
+                     "run.json", "shards", "vocab.json"]
     assert json.loads((first_run / "input_index.json").read_text()) == {"00000": 100, "00001": 100, "00002": 100}
     shard_files = sorted(p.name for p in (first_run / "shards").iterdir())
     for shard in ("00000", "00001", "00002"):
@@ -129,6 +129,21 @@ def test_a_rerun_over_input_that_changed_under_written_shards_is_refused(tmp_pat
             tar.addfile(member, io.BytesIO(data))
     with pytest.raises(ValueError, match=r"shards \[.00000.\] were written from other input"):
         run_cli("--input", str(world), "--output", str(tmp_path / "out"))
+
+
+def test_a_rerun_reads_the_ids_of_no_unchanged_input_again(tmp_path):
+    """The index keeps each task's ids with its file's size and time: a tar they still describe is not read."""
+    world = make_world(tmp_path / "world", n=60, shard_size=30)
+    args = ("--input", str(world), "--output", str(tmp_path / "out"))
+    run_cli(*args)
+    kept = json.loads((tmp_path / "out" / "input_index" / "00000.json").read_text())
+    assert kept["source"] == "00000.tar" and len(kept["ids"]) == 30 and kept["ids"][0] == "000000000"
+    reference = shard_digests(tmp_path / "out")
+    tar, times = world / "00000.tar", os.stat(world / "00000.tar")
+    tar.write_bytes(bytes(times.st_size))  # unreadable now, with the size and time it had
+    os.utime(tar, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert run_cli(*args)["shards_skipped_as_complete"] == 2
+    assert shard_digests(tmp_path / "out") == reference
 
 
 def test_a_killed_run_resumes_to_identical_output(tmp_path):
