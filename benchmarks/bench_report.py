@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-PLACE_COLUMNS = ["image_offset", "image_size"]
+from tagmill.engine.schema import IMAGE_PLACE_COLUMNS
+
 
 
 def main() -> None:
@@ -30,7 +31,7 @@ def main() -> None:
     _copy_run(Path(args.run), placed)
     _copy_run(Path(args.run), scanned)
     for table in (scanned / "shards").glob("*.parquet"):
-        pq.write_table(pq.read_table(table).drop_columns(PLACE_COLUMNS), table)
+        pq.write_table(pq.read_table(table).drop_columns(list(IMAGE_PLACE_COLUMNS)), table)
     with _S3Server() as bucket:
         outputs = {"local, placed": str(placed), "local, scanned": str(scanned),
                    "S3, placed": _upload(placed, f"{bucket}/placed"), "S3, scanned": _upload(scanned, f"{bucket}/scanned")}
@@ -97,11 +98,10 @@ def _shown(out: Path) -> dict[str, dict]:
     """The samples the report shows an image of, with their shard and place."""
     import json
 
-    from tagmill.engine.report.tag_browser import MAX_THUMBNAILS, most_shown
+    from tagmill.engine.report.tag_browser import shown_samples
 
     report = json.loads((out / "report.json").read_text())
-    samples = report["example_samples"]
-    shown = {sample: samples[sample] for sample in most_shown(report["tag_examples"], MAX_THUMBNAILS)}
+    shown = shown_samples(report)
     for example in report["examples"]:
         shown.update({sample["id"]: sample for sample in example["samples"]})
     return shown

@@ -14,8 +14,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-.}"
 
+work=""
+trap 'rm -rf "$work"' EXIT
+
 distributed_training() {  # DEVICE PROCESSES: torchrun's processes train together; train.json says how many
-    local work
     work="$(mktemp -d)"
     tagmill synth --out "$work/world" --n 600 --seed 0 --shard-size 100 >/dev/null
     tagmill run --input "$work/world" --output "$work/run" >/dev/null
@@ -29,8 +31,8 @@ row = {"device": sys.argv[2], "processes": summary["config"]["nproc"], "train_sa
 json.dump(row, open(sys.argv[4], "w"))
 verdict = "PASS" if row["processes"] == int(sys.argv[3]) else "FAIL"
 print(f"torchrun training on {row['device']}, {row['processes']} processes: {verdict} ({row})")
+sys.exit(verdict != "PASS")
 PY
-    rm -rf "$work"
 }
 
 if [[ "${1:-}" == "--quick" ]]; then

@@ -16,6 +16,7 @@ import yaml
 import tagmill.configs
 from tagmill.engine import storage
 from tagmill.engine.clean import CleanRules
+from tagmill.engine.schema import SCHEMA_VERSION
 
 KNOWN_STAGES = ("parse", "generate", "clean")  # in the order they run
 SHIPPED_CONFIGS = Path(tagmill.configs.__file__).resolve().parent  # the repository's configs/, a wheel's package data
@@ -91,10 +92,10 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def output_fingerprint(self) -> str:
-        """A hash of every setting that changes what is written: not the runner, nor the settings of
-        stages that do not run."""
+        """A hash of every setting that changes what is written, and of the output schema: not the
+        runner, nor the settings of stages that do not run."""
         skipped = {"runner"} | {stage for stage in ("generate", "clean") if stage not in self.stages}
-        settings = {k: v for k, v in self.to_dict().items() if k not in skipped}
+        settings = {k: v for k, v in self.to_dict().items() if k not in skipped} | {"schema": SCHEMA_VERSION}
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -4,6 +4,7 @@ decoded for the models and the audit (`decode_rgb`, `shard_image`)."""
 from __future__ import annotations
 
 import io
+import math
 import tarfile
 import warnings
 from collections import defaultdict
@@ -111,30 +112,37 @@ def shard_image(tar_path: str | Path, sample_id: str, place: Sequence[int] | Non
     `place` is where the image's bytes sit in the tar (offset, size), as the shard's Parquet records
     them: only those bytes are read. Without one (shards of schema 2 and earlier) the tar is scanned.
     """
-    if place:
-        data = _ranged([str(tar_path)], [place])[0]
-    else:
-        data = _scanned(str(tar_path), {sample_id}).get(sample_id)
-    return decoded_or_none(data)
+    tar_path = str(tar_path)
+    sample = {"shard": storage.name(tar_path).removesuffix(".tar"), "image": place}
+    return decoded_or_none(read_images(storage.parent(tar_path), {sample_id: sample}).get(sample_id))
 
 
 def read_images(shards: str, samples: dict[str, dict]) -> dict[str, bytes]:
     """The encoded images of written samples ({id: {"shard": name, "image": place or None}}, as the report's
     examples and the audit's items hold them); a sample whose image cannot be read has none.
 
-    Placed images are fetched together, one ranged read each (at once on an object store); the others
-    by one scan of each of their shards.
+    Placed images are fetched together, one ranged read each (at once on an object store); the others,
+    and any whose ranged read failed, by one scan of each of their shards.
     """
     placed = {sample_id: sample for sample_id, sample in samples.items() if sample.get("image")}
     tars = [storage.join(shards, f"{sample['shard']}.tar") for sample in placed.values()]
-    found = dict(zip(placed, _ranged(tars, [sample["image"] for sample in placed.values()])))
+    found = {sample_id: data for sample_id, data in zip(placed, _ranged(tars, [s["image"] for s in placed.values()]))
+             if data is not None}
     scans: dict[str, set[str]] = defaultdict(set)
     for sample_id, sample in samples.items():
-        if sample_id not in placed:
+        if sample_id not in found:
             scans[sample["shard"]].add(sample_id)
     for shard, ids in sorted(scans.items()):
         found.update(_scanned(storage.join(shards, f"{shard}.tar"), ids))
-    return {sample_id: data for sample_id, data in found.items() if data is not None}
+    return found
+
+
+def image_place(offset: int | float | None, size: int | float | None) -> list[int] | None:
+    """A shard row's image place, [offset, size]; None where the shard keeps none (schema 2 and earlier,
+    read alone or, through pandas, beside later shards as NaN)."""
+    if offset is None or (isinstance(offset, float) and math.isnan(offset)):
+        return None
+    return [int(offset), int(size)]
 
 
 def _ranged(tars: list[str], places: list[Sequence[int]]) -> list[bytes | None]:
@@ -143,7 +151,7 @@ def _ranged(tars: list[str], places: list[Sequence[int]]) -> list[bytes | None]:
         return []
     starts = [int(offset) for offset, _ in places]
     ends = [int(offset) + int(size) for offset, size in places]
-    return [None if isinstance(data, Exception) else data for data in storage.read_ranges(tars, starts, ends)]
+    return [data if isinstance(data, bytes) else None for data in storage.read_ranges(tars, starts, ends)]
 
 
 def _scanned(tar_path: str, ids: set[str]) -> dict[str, bytes]:
@@ -168,3 +176,11 @@ def decoded_or_none(data: bytes | None) -> Image.Image | None:
         return decode_rgb(data)
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
+
+
+def jpeg_thumbnail(image: Image.Image, size: int, quality: int) -> bytes:
+    """The image at most `size` pixels a side, as JPEG bytes."""
+    image.thumbnail((size, size))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()

@@ -35,6 +35,8 @@ TAG_DROP = pa.struct([
     ("threshold", pa.float32()),
 ])
 
+IMAGE_PLACE_COLUMNS = ("image_offset", "image_size")  # where each image sits in the shard's tar (schema 3 on)
+
 SAMPLES = pa.schema(
     [
         ("id", pa.string()),
@@ -81,9 +83,9 @@ def sample_json(record: Record) -> dict[str, Any]:
     }
 
 
-def samples_table(records: list[Record], places: dict[str, Place]) -> pa.Table:
-    """The shard's table; `places` are where the tar's members sit (`write_tar` returns them)."""
-    rows = [_row(r, places[f"{r.id}.{r.image_ext}"]) for r in records]
+def samples_table(records: list[Record], image_places: list[Place]) -> pa.Table:
+    """The shard's table; `image_places` are where each record's image sits in the tar (`write_tar` tells)."""
+    rows = [_row(r, place) for r, place in zip(records, image_places, strict=True)]
     return pa.Table.from_pylist(rows, schema=SAMPLES)
 
 

@@ -31,7 +31,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 TMP_SUFFIX = ".tmp"
 CACHE_FOLDER = "tagmill-cache"
-VERSION_KEYS = ("ETag", "etag", "generation", "mtime", "LastModified")  # what names a version on some filesystem
+VERSION_KEYS = ("ETag", "etag", "generation", "LastModified", "Last-Modified", "mtime", "created", "ino")
 
 
 def is_url(path: str | os.PathLike) -> bool:
@@ -175,7 +175,8 @@ def local_path(path: str | os.PathLike) -> str:
     """
     if not is_url(path):
         return str(path)
-    key = hashlib.sha256(f"{path}\0{version(path)}".encode()).hexdigest()[:32]
+    fs, inner = _fs(path)
+    key = hashlib.sha256(f"{path}\0{fs.ukey(inner)}".encode()).hexdigest()[:32]
     local = os.path.join(tempfile.gettempdir(), CACHE_FOLDER, key, name(path))
     if not os.path.isfile(local):
         os.makedirs(os.path.dirname(local), exist_ok=True)
@@ -184,12 +185,14 @@ def local_path(path: str | os.PathLike) -> str:
     return local
 
 
-def version(path: str | os.PathLike) -> str:
-    """What tells whether a file has changed: its size and its ETag (object stores), generation (GCS)
-    or modification time, as its filesystem reports them."""
+def version(path: str | os.PathLike) -> str | None:
+    """What tells whether a file has changed: its size with its ETag (object stores), generation (GCS)
+    or modification time, and locally its inode and change time, which copying with its times kept
+    does not keep; None when its filesystem reports none of these."""
     fs, inner = _fs(path)
     info = fs.info(inner)
-    return json.dumps([info.get("size"), *(str(info[key]) for key in VERSION_KEYS if key in info)])
+    marks = [str(info[key]) for key in VERSION_KEYS if key in info]
+    return json.dumps([info.get("size"), *marks]) if marks else None
 
 
 def remove(path: str | os.PathLike) -> None:

@@ -6,7 +6,7 @@ always give the same bytes: those of webdataset's `TarWriter(encoder=False, mtim
 webdataset loads torch; writing through here loads nothing of the model stack.
 
 The writer returns where each member's bytes sit in the tar, so one member can later be read with a
-single ranged read (`storage.read_bytes(path, start, end)`) rather than a scan of the whole tar.
+single ranged read (`storage.read_ranges`) rather than a scan of the whole tar.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ Sample = tuple[str, dict[str, bytes]]
 Place = tuple[int, int]  # a member's bytes in the tar: (offset, size)
 
 
-def write_tar(stream: BinaryIO, samples: Iterable[Sample]) -> dict[str, Place]:
-    """Write the samples; returns each member's name (`KEY.EXT`) and the place of its bytes."""
-    places = {}
+def write_tar(stream: BinaryIO, samples: Iterable[Sample]) -> list[dict[str, Place]]:
+    """Write the samples; returns, for each sample in order, where each of its members' bytes sit."""
+    places = []
     with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for key, members in samples:
+            places.append({})
             for ext, data in sorted(members.items()):
-                name = f"{key}.{ext}"
-                tar.addfile(_member(name, len(data)), io.BytesIO(data))
-                places[name] = (tar.offset - _padded(len(data)), len(data))  # the data ends its blocks
+                tar.addfile(_member(f"{key}.{ext}", len(data)), io.BytesIO(data))
+                places[-1][ext] = (tar.offset - _padded(len(data)), len(data))  # the data ends its blocks
     return places
 
 

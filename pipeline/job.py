@@ -190,8 +190,8 @@ def _check_resumable(shards_dir: str, fingerprint: str) -> None:
     for path in storage.glob(storage.join(shards_dir, "*_stats.json")):
         written_with = json.loads(storage.read_text(path)).get("fingerprint")
         if written_with != fingerprint:
-            raise RunError(f"{shards_dir} holds shards written with another config ({storage.name(path)}); "
-                           "use a new output folder")
+            raise RunError(f"{shards_dir} holds shards written with another config or output schema "
+                           f"({storage.name(path)}); use a new output folder")
 
 
 def _run_pipeline(config: RunConfig, tasks: list[ShardTask], pending: list[ShardTask], vocab: Vocabulary,

@@ -10,7 +10,6 @@ OUT/audit/judgments.jsonl, on disk before the page hears it was saved.
 from __future__ import annotations
 
 import getpass
-import io
 import ipaddress
 import json
 import re
@@ -22,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 from tagmill.engine import storage
-from tagmill.engine.images import shard_image
+from tagmill.engine.images import jpeg_thumbnail, shard_image
 from tagmill.engine.report.judgments import (JUDGMENTS_JSONL, REVIEWER, JudgmentError, JudgmentLog, judgment,
                                              latest_verdicts, read_judgments)
 from tagmill.engine.report.review import audit_dir, read_items
@@ -114,12 +113,7 @@ class ReviewSession:
     def _read_image(self, item: dict) -> bytes | None:
         tar_path = self.shards.get(item.get("shard"))
         image = shard_image(tar_path, item["sample"], item.get("image")) if tar_path is not None else None
-        if image is None:
-            return None
-        image.thumbnail((IMAGE_SIZE, IMAGE_SIZE))
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=90)
-        return buffer.getvalue()
+        return jpeg_thumbnail(image, IMAGE_SIZE, quality=90) if image is not None else None
 
 
 class _Handler(BaseHTTPRequestHandler):

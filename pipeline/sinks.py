@@ -39,10 +39,11 @@ def write_shard(shards_dir: str, shard: int, records: list[Record], fingerprint:
     def write(file_name, content):
         storage.write_atomic(storage.join(shards_dir, file_name), content)
 
-    places = {}
-    write(f"{name}.tar", lambda f: places.update(write_tar(f, ((r.id, {r.image_ext: r.image, "json": encoded[id(r)]})
+    places = []
+    write(f"{name}.tar", lambda f: places.extend(write_tar(f, ((r.id, {r.image_ext: r.image, "json": encoded[id(r)]})
                                                                for r in kept))))
-    write(f"{name}.parquet", lambda f: pq.write_table(samples_table(kept, places), f))
+    image_places = [sample[r.image_ext] for r, sample in zip(kept, places, strict=True)]
+    write(f"{name}.parquet", lambda f: pq.write_table(samples_table(kept, image_places), f))
     write(f"{name}_rejects.jsonl", lambda f: f.write(_jsonl(reject_json(r) for r in rejected)))
     stats = _stats(shard, records, kept, rejected, fingerprint)
     write(stats_name(shard), lambda f: f.write(_json_bytes(stats)))

@@ -36,6 +36,7 @@ from tagmill.engine.records import Record, RecordError, Reject, check_id, check_
 from tagmill.engine.text import quoted
 
 MANIFEST_SUFFIXES = (".jsonl", ".json", ".parquet")
+INDEX_FORMAT = 1  # what kept ids hold and the rules they were read by: kept ids of another format are read again
 CAPTION_KEYS = ("captions", "caption")
 
 
@@ -145,21 +146,37 @@ def shard_ids(task: ShardTask) -> tuple[int, tuple[str | None, ...]]:
     """A task's index and the id of each record it yields, in order: None where the record's id is
     missing or one the reader rejects (unsafe, not valid UTF-8), since such a record is never kept and
     so takes no id from a later one."""
-    return task.index, tuple(map(_usable_id, _ids(task)))
+    return task.index, _read_ids(task)[0]
 
 
 def kept_ids(task: ShardTask, index_dir: str) -> tuple[int, tuple[str | None, ...]]:
     """`shard_ids`, kept in INDEX_DIR/NNNNN.json with the version of the file they were read from, so
-    that a rerun reads the ids again only of input that has changed since."""
+    that a rerun reads the ids again only of input that has changed since.
+
+    Ids are kept only of a file whose version its filesystem tells, and that was read to its end: a tar
+    that breaks off (damaged, or an I/O error that may pass) is read again by every run.
+    """
     path = storage.join(index_dir, f"{task.name}.json")
-    key = {"source": task.source, "version": storage.version(task.path), "start": task.start, "stop": task.stop}
-    saved = _saved_ids(path)
+    key = _index_key(task)
+    saved = _saved_ids(path) if key is not None else None
     if saved is not None and {name: saved.get(name) for name in key} == key:
         return task.index, tuple(saved["ids"])
-    index, ids = shard_ids(task)
-    storage.makedirs(index_dir)
-    storage.write_text(path, json.dumps({**key, "ids": ids}))
-    return index, ids
+    ids, whole = _read_ids(task)
+    if key is not None and whole:
+        storage.makedirs(index_dir)
+        storage.write_text(path, json.dumps({**key, "ids": ids}))
+    return task.index, ids
+
+
+def _index_key(task: ShardTask) -> dict | None:
+    """What kept ids must match to stand for the task; None where the file's version cannot be told."""
+    try:
+        version = storage.version(task.path)
+    except OSError:  # gone or unreadable: the read turns that into a reject
+        return None
+    if version is None:
+        return None
+    return {"format": INDEX_FORMAT, "source": task.source, "version": version, "start": task.start, "stop": task.stop}
 
 
 def _saved_ids(path: str) -> dict | None:
@@ -169,13 +186,14 @@ def _saved_ids(path: str) -> dict | None:
         return None
 
 
-def _ids(task: ShardTask) -> Iterator[object]:
+def _read_ids(task: ShardTask) -> tuple[tuple[str | None, ...], bool]:
+    """The task's ids (as `shard_ids`), and whether the input was read to its end."""
     if task.kind == "tar":
-        for group in _tar_groups(task.path):
-            yield None if group.error else group.key
-    else:  # read as a repairing run reads them, so no two records kept with one id can go unmarked
-        for _, fields in _manifest_rows(task, repair=True):
-            yield fields.get("id") if isinstance(fields, dict) else None
+        groups = _tar_groups(task.path)
+        return tuple(None if g.error else _usable_id(g.key) for g in groups), not any(g.error for g in groups)
+    # read as a repairing run reads them, so no two records kept with one id can go unmarked
+    rows = _manifest_rows(task, repair=True)
+    return tuple(_usable_id(fields.get("id") if isinstance(fields, dict) else None) for _, fields in rows), True
 
 
 def _usable_id(value: object) -> str | None:

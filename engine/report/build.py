@@ -16,7 +16,9 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from tagmill.engine import storage
+from tagmill.engine.images import image_place
 from tagmill.engine.report.audit import STAGES, TruthCounts, read_truth, stage_tags
+from tagmill.engine.schema import IMAGE_PLACE_COLUMNS
 
 REPORT_JSON = "report.json"
 SCORE_KINDS = ("tagger", "clip", "outlier")
@@ -37,8 +39,8 @@ def read_samples(shards_dir: str, extra: tuple[str, ...] = ()) -> Iterator[dict]
         with storage.open_file(path) as stream:
             table = pq.ParquetFile(stream)
             present = set(table.schema_arrow.names)  # outputs of schema 1 have no scores or drops
-            columns = [c for c in ("id", "tags", "tag_sources", "tag_scores", "dropped", "image_offset", "image_size",
-                                   *extra) if c in present]  # schema 2 and earlier place no images
+            columns = [c for c in ("id", "tags", "tag_sources", "tag_scores", "dropped", *IMAGE_PLACE_COLUMNS, *extra)
+                       if c in present]
             rows = table.read(columns=columns).to_pylist()
         shard = storage.name(path).removesuffix(".parquet")
         for row in rows:
@@ -51,12 +53,8 @@ def read_samples(shards_dir: str, extra: tuple[str, ...] = ()) -> Iterator[dict]
                    "scores": {s["tag"]: {k: s[k] for k in SCORE_KINDS if s[k] is not None} for s in row["tag_scores"]},
                    "dropped": {d["tag"]: {"rule": d["rule"], "score": d["score"], "threshold": d["threshold"]}
                                for d in row["dropped"]},
-                   "image": _image_place(row), **{column: row.get(column) for column in extra}}
-
-
-def _image_place(row: dict) -> list[int] | None:
-    """Where the sample's image sits in its shard's tar: [offset, size]; None in shards that do not say."""
-    return None if row.get("image_offset") is None else [row["image_offset"], row["image_size"]]
+                   "image": image_place(row.get("image_offset"), row.get("image_size")),
+                   **{column: row.get(column) for column in extra}}
 
 
 def build_report(out: str, truth: str | None = None) -> dict:

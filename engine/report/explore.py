@@ -13,11 +13,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
-from tagmill.engine.images import shard_image
+from tagmill.engine.images import image_place, shard_image
 from tagmill.engine.report.build import REPORT_JSON
+from tagmill.engine.schema import IMAGE_PLACE_COLUMNS
 
 SAMPLE_COLUMNS = ["id", "captions", "generated_caption", "tags", "tag_sources", "dropped"]
-PLACE_COLUMNS = ["image_offset", "image_size"]  # where the image sits in the shard's tar (schema 3 on)
 
 
 def load_report(run: str | Path) -> dict:
@@ -29,8 +29,8 @@ def samples_frame(run: str | Path) -> pd.DataFrame:
     """One row per written sample: its captions, final tags, the tags each source gave, and its drops."""
     frames = []
     for path in sorted((Path(run) / "shards").glob("*.parquet")):
-        placed = set(PLACE_COLUMNS) <= set(pq.read_schema(path).names)
-        frame = pd.read_parquet(path, columns=SAMPLE_COLUMNS + (PLACE_COLUMNS if placed else []))
+        placed = set(IMAGE_PLACE_COLUMNS) <= set(pq.read_schema(path).names)
+        frame = pd.read_parquet(path, columns=SAMPLE_COLUMNS + (list(IMAGE_PLACE_COLUMNS) if placed else []))
         frame.insert(1, "shard", path.stem)
         frames.append(frame)
     if not frames:
@@ -120,7 +120,8 @@ def show_samples(run: str | Path, samples: pd.DataFrame, columns: int = 3):
     for axis in axes.flat:
         axis.axis("off")
     for axis, sample in zip(axes.flat, samples.itertuples()):
-        image = shard_image(Path(run) / "shards" / f"{sample.shard}.tar", sample.id, _image_place(sample))
+        place = image_place(getattr(sample, "image_offset", None), getattr(sample, "image_size", None))
+        image = shard_image(Path(run) / "shards" / f"{sample.shard}.tar", sample.id, place)
         if image is not None:
             axis.imshow(image)
         drops = [f"{d['tag']}: {d['rule']} ({d['score']:.2f} vs {d['threshold']:.2f})" for d in sample.dropped]
@@ -129,8 +130,3 @@ def show_samples(run: str | Path, samples: pd.DataFrame, columns: int = 3):
                   fontsize=8, va="top")
     figure.tight_layout()
     return figure
-
-
-def _image_place(sample) -> tuple[int, int] | None:
-    offset, size = getattr(sample, "image_offset", None), getattr(sample, "image_size", None)
-    return None if offset is None or pd.isna(offset) else (int(offset), int(size))

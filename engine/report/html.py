@@ -9,8 +9,8 @@ import io
 from tagmill.engine import storage
 from tagmill.engine.images import read_images
 from tagmill.engine.report.estimates_html import human_section
-from tagmill.engine.report.html_parts import html_table, jpeg_thumbnail
-from tagmill.engine.report.tag_browser import tag_browser_section
+from tagmill.engine.report.html_parts import html_table, thumbnail_base64
+from tagmill.engine.report.tag_browser import shown_samples, tag_browser_section
 
 REPORT_HTML = "report.html"
 THUMBNAIL = 96
@@ -18,9 +18,10 @@ COLORS = {"kept": "#3a7d44", "dropped": "#c0392b"}
 
 
 def write_html(report: dict, out: str) -> str:
-    shards = storage.join(out, "shards")
+    examples = {sample["id"]: sample for example in report["examples"] for sample in example["samples"]}
+    images = read_images(storage.join(out, "shards"), {**shown_samples(report), **examples})  # fetched together
     sections = [_summary(report), _truth(report), human_section(report), _overview_plots(report),
-                _score_plots(report), _examples(report, shards), tag_browser_section(report, shards)]
+                _score_plots(report), _examples(report, images), tag_browser_section(report, images)]
     return write_page(storage.join(out, REPORT_HTML), "tagmill audit report", sections)
 
 
@@ -96,11 +97,10 @@ def _histogram(axis, histogram: dict, title: str, marks: dict | None = None) -> 
     axis.legend(fontsize=8)
 
 
-def _examples(report: dict, shards: str) -> str:
+def _examples(report: dict, images: dict[str, bytes]) -> str:
     if not report["examples"]:
         return ""
     plt = pyplot()
-    images = read_images(shards, {sample["id"]: sample for example in report["examples"] for sample in example["samples"]})
     parts = ["<h2>The most-dropped tags</h2>"]
     for example in report["examples"]:
         tag = example["tag"]
@@ -118,7 +118,7 @@ def _examples(report: dict, shards: str) -> str:
 
 
 def _sample_card(sample: dict, image_data: bytes | None) -> str:
-    thumbnail = jpeg_thumbnail(image_data, THUMBNAIL) if image_data else ""
+    thumbnail = thumbnail_base64(image_data, THUMBNAIL, quality=85)
     image = f"<img alt='{html.escape(sample['id'])}' src='data:image/jpeg;base64,{thumbnail}'>" if thumbnail else ""
     kept = ", ".join(html.escape(t) for t in sample["kept"]) or "(none)"
     dropped = "<br>".join(f"{html.escape(t)}: {html.escape(d['rule'])} ({d['score']:.3f} vs {d['threshold']:.3f})"

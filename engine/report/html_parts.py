@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 
-from tagmill.engine.images import decoded_or_none
+from tagmill.engine.images import decoded_or_none, jpeg_thumbnail
 
 
 def html_table(header: list[str], rows: list[tuple], escape_last: bool = True) -> str:
@@ -19,12 +18,8 @@ def html_table(header: list[str], rows: list[tuple], escape_last: bool = True) -
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def jpeg_thumbnail(data: bytes, size: int) -> str:
-    """Encoded image bytes as a base64 JPEG at most `size` pixels a side; empty when they do not decode."""
+def thumbnail_base64(data: bytes | None, size: int, quality: int) -> str:
+    """Encoded image bytes as a base64 JPEG at most `size` pixels a side; empty when there are none or they
+    do not decode."""
     image = decoded_or_none(data)
-    if image is None:
-        return ""
-    image.thumbnail((size, size))
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=85)
-    return base64.b64encode(buffer.getvalue()).decode()
+    return base64.b64encode(jpeg_thumbnail(image, size, quality)).decode() if image is not None else ""

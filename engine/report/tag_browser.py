@@ -12,17 +12,17 @@ import json
 from collections import Counter
 from importlib import resources
 
-from tagmill.engine.images import read_images
 from tagmill.engine.report.estimates_html import estimate_text
-from tagmill.engine.report.html_parts import jpeg_thumbnail
+from tagmill.engine.report.html_parts import thumbnail_base64
 
 THUMBNAIL = 72
 MAX_THUMBNAILS = 1500  # the most-shown examples get an image; the rest are shown as text
 BROWSE_SCRIPT = "browse.js"
 
 
-def tag_browser_section(report: dict, shards: str) -> str:
-    """The per-tag table, the panel a tag's examples open in, and the data and script behind them."""
+def tag_browser_section(report: dict, images: dict[str, bytes]) -> str:
+    """The per-tag table, the panel a tag's examples open in, and the data and script behind them;
+    `images` holds the encoded images of the shown samples (`shown_samples`)."""
     rules = sorted({rule for row in report["per_tag"] for rule in row["dropped"]})
     human = report.get("human_estimates", {}).get("tags", {})
     header = "".join(f"<th data-type='{kind}' tabindex='0' title='sort'>{html.escape(label)}</th>"
@@ -33,7 +33,7 @@ def tag_browser_section(report: dict, shards: str) -> str:
             "for its examples.</p><p><input id='tag-filter' type='search' placeholder='filter tags' "
             "aria-label='filter tags'> <span id='tag-count'></span></p><div id='tag-examples' hidden></div>"
             f"<table id='tag-table'><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
-            + _browse_data(report, shards) + f"<script>{browse_script()}</script>")
+            + _browse_data(report, images) + f"<script>{browse_script()}</script>")
 
 
 def _columns(rules: list[str]) -> list[tuple[str, str]]:
@@ -54,26 +54,21 @@ def _row(row: dict, rules: list[str], human: dict) -> str:
             + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in cells) + "</tr>")
 
 
-def _browse_data(report: dict, shards: str) -> str:
+def _browse_data(report: dict, images: dict[str, bytes]) -> str:
     """The examples as JSON inside the page, where the script reads them; `<` is escaped so none can end it."""
-    samples = report.get("example_samples", {})
-    shown = most_shown(report.get("tag_examples", {}), MAX_THUMBNAILS)
-    data = {"examples": report.get("tag_examples", {}), "samples": samples,
-            "thumbnails": thumbnails(shards, {sample: samples[sample] for sample in shown})}
+    found = {sample_id: thumbnail_base64(images.get(sample_id), THUMBNAIL, quality=80) for sample_id in shown_samples(report)}
+    data = {"examples": report.get("tag_examples", {}), "samples": report.get("example_samples", {}),
+            "thumbnails": {sample_id: thumbnail for sample_id, thumbnail in found.items() if thumbnail}}
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
     return f"<script type='application/json' id='browse-data'>{text}</script>"
 
 
-def most_shown(examples: dict[str, dict[str, list[str]]], count: int) -> list[str]:
-    shown = Counter(sample for parts in examples.values() for ids in parts.values() for sample in ids)
-    return [sample for sample, _ in sorted(shown.items(), key=lambda item: (-item[1], item[0]))[:count]]
-
-
-def thumbnails(shards: str, samples: dict[str, dict]) -> dict[str, str]:
-    """Small base64 JPEGs of the samples' images ({id: {"shard", "image"}}); a sample whose image cannot be
-    read has none."""
-    found = {sample_id: jpeg_thumbnail(data, THUMBNAIL) for sample_id, data in read_images(shards, samples).items()}
-    return {sample_id: image for sample_id, image in found.items() if image}
+def shown_samples(report: dict) -> dict[str, dict]:
+    """The examples the page shows an image of, the most-shown first: {id: {"shard", "image", ...}}."""
+    samples = report.get("example_samples", {})
+    shown = Counter(sample for parts in report.get("tag_examples", {}).values() for ids in parts.values() for sample in ids)
+    ranked = sorted(shown.items(), key=lambda item: (-item[1], item[0]))[:MAX_THUMBNAILS]
+    return {sample_id: samples[sample_id] for sample_id, _ in ranked}
 
 
 def browse_script() -> str:

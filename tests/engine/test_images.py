@@ -171,10 +171,10 @@ def test_a_written_samples_image_is_read_at_its_place_without_scanning_the_tar(t
     with open(tmp_path / "00000.tar", "wb") as stream:
         places = write_tar(stream, [("a", {"jpg": jpeg, "json": b"{}"}), ("b", {"jpg": b"not an image"})])
     (tmp_path / "00001.tar").write_bytes(b"x" * 7 + jpeg)  # not a tar: only a ranged read finds the image
-    samples = {"a": {"shard": "00000", "image": None}, "b": {"shard": "00000", "image": list(places["b.jpg"])},
+    samples = {"a": {"shard": "00000", "image": None}, "b": {"shard": "00000", "image": list(places[1]["jpg"])},
                "c": {"shard": "00001", "image": [7, len(jpeg)]}}
     found = read_images(str(tmp_path), samples)
     assert found == {"a": jpeg, "b": b"not an image", "c": jpeg}  # a: scanned, since no place was recorded
     assert shard_image(tmp_path / "00001.tar", "c", (7, len(jpeg))).size == (8, 6)
-    assert shard_image(tmp_path / "00000.tar", "b", places["b.jpg"]) is None  # bytes that do not decode
+    assert shard_image(tmp_path / "00000.tar", "b", places[1]["jpg"]) is None  # bytes that do not decode
     assert shard_image(tmp_path / "00000.tar", "a").size == (8, 6)

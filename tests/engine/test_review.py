@@ -43,7 +43,7 @@ def write_run(out: Path, samples: int = 300, per_shard: int = 100) -> Path:
         name = f"{start // per_shard:05d}"
         with open(shards / f"{name}.tar", "wb") as stream:
             places = write_tar(stream, ((r.id, {"jpg": b""}) for r in records))
-        pq.write_table(samples_table(records, places), shards / f"{name}.parquet")
+        pq.write_table(samples_table(records, [sample["jpg"] for sample in places]), shards / f"{name}.parquet")
     return out
 
 

@@ -33,5 +33,5 @@ def test_each_members_place_holds_its_bytes():
     stream = io.BytesIO()
     places = write_tar(stream, SAMPLES)
     written = stream.getvalue()
-    expected = {f"{key}.{ext}": data for key, members in SAMPLES for ext, data in members.items()}
-    assert {name: written[offset:offset + size] for name, (offset, size) in places.items()} == expected
+    assert [{ext: written[offset:offset + size] for ext, (offset, size) in sample.items()} for sample in places] == [
+        members for _, members in SAMPLES]

@@ -132,18 +132,29 @@ def test_a_rerun_over_input_that_changed_under_written_shards_is_refused(tmp_pat
 
 
 def test_a_rerun_reads_the_ids_of_no_unchanged_input_again(tmp_path):
-    """The index keeps each task's ids with its file's size and time: a tar they still describe is not read."""
+    """Each task's ids are kept with its file's version; a rerun takes them from there, writing none again."""
     world = make_world(tmp_path / "world", n=60, shard_size=30)
     args = ("--input", str(world), "--output", str(tmp_path / "out"))
     run_cli(*args)
-    kept = json.loads((tmp_path / "out" / "input_index" / "00000.json").read_text())
-    assert kept["source"] == "00000.tar" and len(kept["ids"]) == 30 and kept["ids"][0] == "000000000"
-    reference = shard_digests(tmp_path / "out")
-    tar, times = world / "00000.tar", os.stat(world / "00000.tar")
-    tar.write_bytes(bytes(times.st_size))  # unreadable now, with the size and time it had
-    os.utime(tar, ns=(times.st_atime_ns, times.st_mtime_ns))
-    assert run_cli(*args)["shards_skipped_as_complete"] == 2
-    assert shard_digests(tmp_path / "out") == reference
+    kept = tmp_path / "out" / "input_index" / "00000.json"
+    saved = json.loads(kept.read_text())
+    assert saved["source"] == "00000.tar" and len(saved["ids"]) == 30 and saved["ids"][0] == "000000000"
+    written, reference = kept.stat().st_mtime_ns, shard_digests(tmp_path / "out")
+    (tmp_path / "out" / "shards" / "00001_stats.json").unlink()  # shard 1 is read again, its ids are not
+    assert run_cli(*args)["shards_skipped_as_complete"] == 1
+    assert kept.stat().st_mtime_ns == written and shard_digests(tmp_path / "out") == reference
+
+
+def test_a_tar_read_only_in_part_keeps_no_ids_so_its_whole_read_later_is_noticed(tmp_path):
+    """A tar that breaks off (damaged, or a read error that passes) is indexed again by every run."""
+    world = make_world(tmp_path / "world", n=60, shard_size=30)
+    whole = (world / "00001.tar").read_bytes()
+    (world / "00001.tar").write_bytes(whole[:len(whole) // 2])
+    run_cli("--input", str(world), "--output", str(tmp_path / "out"))
+    assert sorted(p.name for p in (tmp_path / "out" / "input_index").iterdir()) == ["00000.json"]
+    (world / "00001.tar").write_bytes(whole)
+    with pytest.raises(ValueError, match=r"shards \[.00001.\] were written from other input"):
+        run_cli("--input", str(world), "--output", str(tmp_path / "out"))
 
 
 def test_a_killed_run_resumes_to_identical_output(tmp_path):
