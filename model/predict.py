@@ -49,7 +49,7 @@ class LoadedTagger:
         """(images, tags) probabilities and, when asked, the caption head's captions conditioned on the
         tags predicted above their thresholds."""
         logits, written = self._forward(encoded, captions)
-        return torch.sigmoid(logits).cpu().numpy(), written
+        return sigmoid_by_row(logits).cpu().numpy(), written
 
     def predict_logits(self, encoded: list[bytes], captions: bool) -> tuple[np.ndarray, list[str] | None]:
         """(images, tags) float32 tag logits before the sigmoid and, when asked, the captions."""
@@ -67,8 +67,15 @@ class LoadedTagger:
             logits = self.model.tag_logits(features, tokens).float()
             if not captions:
                 return logits, None
-            states, mask = self.model.caption_context(tokens, torch.sigmoid(logits) >= self.model.thresholds)
+            states, mask = self.model.caption_context(tokens, sigmoid_by_row(logits) >= self.model.thresholds)
             return logits, self.model.caption.generate(self.model.caption_tokenizer, states, mask)
+
+
+def sigmoid_by_row(logits: torch.Tensor) -> torch.Tensor:
+    """The sigmoid of each image's logits on their own. Vectorized kernels compute a tensor's last elements
+    by another path, a last bit apart; over a whole batch, an image's scores would then depend on its place
+    in the batch, and a resumed run would not repeat them. Row by row, every image takes the same paths."""
+    return torch.stack([torch.sigmoid(row) for row in logits])
 
 
 @dataclass

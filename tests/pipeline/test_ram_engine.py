@@ -5,8 +5,10 @@ resume; on real COCO images with the reference fixture where `../shared/data` is
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -16,6 +18,7 @@ from tagmill.model.checkpoint import save_model
 from tagmill.model.clip import create_clip, load_clip
 from tagmill.model.evaluate import evaluate_checkpoint
 from tagmill.model.factory import build_model
+from tagmill.model.predict import LoadedTagger
 from tagmill.model.ram.config import ram_config
 from tagmill.pipeline.cli import main
 from tagmill.pipeline.job import run
@@ -96,6 +99,23 @@ def test_an_imported_ram_plus_generates_under_the_run_names_and_resumes_identica
 
     result = evaluate_checkpoint(str(model), str(out))
     assert result["unmatched_model_tags"] == 1 and {row["tag"] for row in result["per_tag"]} >= {renamed}
+
+
+def test_an_images_scores_do_not_depend_on_its_place_in_the_batch(tmp_path):
+    """What makes a resumed run repeat the generated scores: every image scores the same bits wherever it sits
+    in a batch of the fixed size (the last row's last elements once took another kernel path), on one torch
+    thread as the engine's workers run (`generate.cpu_threads`)."""
+    world = make_world(tmp_path / "world", 16, shard_size=16)
+    tagger = LoadedTagger(str(save_tiny_ram_plus(tmp_path / "ram-plus", _model_tags(world)[0])), device="cpu")
+    with tarfile.open(world / "00000.tar") as tar:
+        images = [tar.extractfile(member).read() for member in tar if member.name.endswith(".jpg")]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        first, second, shifted = (tagger.scores(images[start:start + 8]) for start in (0, 8, 4))
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(shifted, np.concatenate([first[4:], second[:4]]))
 
 
 def _coco_manifest(path: Path, count: int) -> Path:
