@@ -203,7 +203,8 @@ def _plain_loop(source: str, out: str) -> None:
     from tagmill.engine.parse.parser import CaptionParser
     from tagmill.engine.vocab import Vocabulary
     from tagmill.pipeline.sinks import write_shard
-    from tagmill.pipeline.sources import mark_duplicates, plan_input, read_shard
+    from tagmill.pipeline.index import mark_duplicates
+    from tagmill.pipeline.sources import plan_input, read_shard
     from tagmill.pipeline.transforms import check_image, parsed_tags
 
     config = load_config(ROOT / "configs" / "default.yaml")

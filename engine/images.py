@@ -147,8 +147,6 @@ def image_place(offset: int | float | None, size: int | float | None) -> list[in
 
 def _ranged(tars: list[str], places: list[Sequence[int]]) -> list[bytes | None]:
     """Each place's bytes from its tar; None for a read that failed."""
-    if not tars:
-        return []
     starts = [int(offset) for offset, _ in places]
     ends = [int(offset) + int(size) for offset, size in places]
     return [data if isinstance(data, bytes) else None for data in storage.read_ranges(tars, starts, ends)]

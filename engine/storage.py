@@ -128,6 +128,8 @@ def read_bytes(path: str | os.PathLike) -> bytes:
 def read_ranges(paths: list[str], starts: list[int], ends: list[int]) -> list[bytes | Exception]:
     """Byte ranges of files on one filesystem, fetched concurrently where it can (object stores); a range
     that cannot be read comes back as its exception."""
+    if not paths:
+        return []
     fs, _ = _fs(paths[0])
     return fs.cat_ranges([_fs(path)[1] for path in paths], starts, ends, on_error="return")
 

@@ -21,7 +21,8 @@ from tagmill.engine.synth.world import SynthConfig, synthesize
 from tagmill.engine.text import find_invalid, first_invalid
 from tagmill.engine.vocab import Vocabulary, VocabularyError
 from tagmill.pipeline.audit_cli import add_audit, print_human_estimates
-from tagmill.pipeline.sources import InputError, mark_duplicates, plan_input, read_shard
+from tagmill.pipeline.index import mark_duplicates
+from tagmill.pipeline.sources import InputError, plan_input, read_shard
 
 USER_ERRORS = (ConfigError, InputError, VocabularyError, FileNotFoundError, ValueError)
 

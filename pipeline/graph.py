@@ -13,7 +13,8 @@ from tagmill.engine import storage
 from tagmill.engine.config import RunConfig
 from tagmill.engine.parse.mine import TermCounter, TermCounts
 from tagmill.pipeline.sinks import WriteShards
-from tagmill.pipeline.sources import ShardTask, id_places, kept_ids, later_places, read_shard, with_duplicates
+from tagmill.pipeline.index import id_places, kept_ids, later_places, with_duplicates
+from tagmill.pipeline.sources import ShardTask, read_shard
 from tagmill.pipeline.transforms import CountRecords, ParseCaptions, check_image
 
 EMBEDDED_RUNNER = "FnApiRunner"

@@ -1,9 +1,8 @@
 """Reading inputs: webdataset tars as img2dataset writes them, and JSONL or Parquet manifests.
 
 `plan_input` cuts the input into shard tasks (one output shard each), from listings and manifest
-line counts alone. The input's index (each task's ids: `shard_ids`) finds how many records each task
-holds and which ids repeat, so that the first occurrence wins wherever the copies sit; the run's graph
-reads it on the runner's workers, `mark_duplicates` here in one process. `read_shard` turns one task into records;
+line counts alone. `read_ids` reads a task's ids for the input's index (`pipeline/index.py`), which
+marks each task's duplicates (`ShardTask.duplicates`). `read_shard` turns one task into records;
 anything unusable becomes a record with a reject reason, never an exception. Text that is not valid
 UTF-8 (undecodable bytes, lone surrogates from JSON escapes) is one such thing wherever it sits: an
 id, a caption, an image path, metadata, a tar member name. With `repair_text`, captions and metadata
@@ -21,10 +20,9 @@ import math
 import os
 import posixpath
 import tarfile
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Iterable, Iterator, Mapping
+from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -36,7 +34,6 @@ from tagmill.engine.records import Record, RecordError, Reject, check_id, check_
 from tagmill.engine.text import quoted
 
 MANIFEST_SUFFIXES = (".jsonl", ".json", ".parquet")
-INDEX_FORMAT = 1  # what kept ids hold and the rules they were read by: kept ids of another format are read again
 CAPTION_KEYS = ("captions", "caption")
 
 
@@ -140,54 +137,12 @@ def _count_rows(path: str) -> int:
         raise InputError(f"cannot read Parquet manifest {path}: {err}") from None
 
 
-# ---- the index: each task's ids, read where the records are ------------------------------------
+# ---- each task's ids, for the input's index (`pipeline/index.py`) ------------------------------
 
-def shard_ids(task: ShardTask) -> tuple[int, tuple[str | None, ...]]:
-    """A task's index and the id of each record it yields, in order: None where the record's id is
-    missing or one the reader rejects (unsafe, not valid UTF-8), since such a record is never kept and
-    so takes no id from a later one."""
-    return task.index, _read_ids(task)[0]
-
-
-def kept_ids(task: ShardTask, index_dir: str) -> tuple[int, tuple[str | None, ...]]:
-    """`shard_ids`, kept in INDEX_DIR/NNNNN.json with the version of the file they were read from, so
-    that a rerun reads the ids again only of input that has changed since.
-
-    Ids are kept only of a file whose version its filesystem tells, and that was read to its end: a tar
-    that breaks off (damaged, or an I/O error that may pass) is read again by every run.
-    """
-    path = storage.join(index_dir, f"{task.name}.json")
-    key = _index_key(task)
-    saved = _saved_ids(path) if key is not None else None
-    if saved is not None and {name: saved.get(name) for name in key} == key:
-        return task.index, tuple(saved["ids"])
-    ids, whole = _read_ids(task)
-    if key is not None and whole:
-        storage.makedirs(index_dir)
-        storage.write_text(path, json.dumps({**key, "ids": ids}))
-    return task.index, ids
-
-
-def _index_key(task: ShardTask) -> dict | None:
-    """What kept ids must match to stand for the task; None where the file's version cannot be told."""
-    try:
-        version = storage.version(task.path)
-    except OSError:  # gone or unreadable: the read turns that into a reject
-        return None
-    if version is None:
-        return None
-    return {"format": INDEX_FORMAT, "source": task.source, "version": version, "start": task.start, "stop": task.stop}
-
-
-def _saved_ids(path: str) -> dict | None:
-    try:
-        return json.loads(storage.read_text(path))
-    except (OSError, ValueError):  # none kept yet, or not readable: read the input
-        return None
-
-
-def _read_ids(task: ShardTask) -> tuple[tuple[str | None, ...], bool]:
-    """The task's ids (as `shard_ids`), and whether the input was read to its end."""
+def read_ids(task: ShardTask) -> tuple[tuple[str | None, ...], bool]:
+    """The id of each record the task yields, in order, and whether the input was read to its end. An id
+    is None where the record's is missing or one the reader rejects (unsafe, not valid UTF-8), since such
+    a record is never kept and so takes no id from a later one."""
     if task.kind == "tar":
         groups = _tar_groups(task.path)
         return tuple(None if g.error else _usable_id(g.key) for g in groups), not any(g.error for g in groups)
@@ -201,37 +156,6 @@ def _usable_id(value: object) -> str | None:
         return check_id(value)
     except RecordError:
         return None
-
-
-def id_places(indexed: tuple[int, tuple[str | None, ...]]) -> Iterator[tuple[str, tuple[int, int]]]:
-    """(id, (task, position)) for each record of an indexed task that has an id."""
-    shard, ids = indexed
-    for position, sample_id in enumerate(ids):
-        if sample_id is not None:
-            yield sample_id, (shard, position)
-
-
-def later_places(id_and_places: tuple[str, Iterable[tuple[int, int]]]) -> list[tuple[int, int]]:
-    """The (task, position) of every occurrence of an id but the first in input order."""
-    return sorted(id_and_places[1])[1:]
-
-
-def with_duplicates(task: ShardTask, duplicates: Mapping[int, Iterable[int]]) -> ShardTask:
-    """The task with its duplicate positions, from the index's {task: positions} (a Beam multimap side
-    input, which gives an empty list for a task without any)."""
-    return dataclasses.replace(task, duplicates=tuple(sorted(duplicates[task.index])))
-
-
-def mark_duplicates(tasks: list[ShardTask]) -> list[ShardTask]:
-    """The tasks with their duplicates, indexed in this process (the run's graph indexes on its workers)."""
-    index = [shard_ids(task) for task in tasks]
-    duplicates: dict[int, list[int]] = defaultdict(list)
-    seen: set[str] = set()
-    for sample_id, (shard, position) in (pair for indexed in index for pair in id_places(indexed)):
-        if sample_id in seen:
-            duplicates[shard].append(position)
-        seen.add(sample_id)
-    return [with_duplicates(task, duplicates) for task in tasks]
 
 
 # ---- reading -------------------------------------------------------------------------------
